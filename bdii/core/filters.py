@@ -1,0 +1,319 @@
+"""LDAP search filters (RFC 4511 section 4.5.1, RFC 4515): a small AST and
+a compiler to Python closures, with three-valued logic.
+
+A filter compiles once per request into `Compiled`: `match(i)` evaluates
+entry number `i` of a snapshot to True, False or None (Undefined), and
+`candidates()` narrows the search to the entries an index can name, or
+returns None when the whole scope must be scanned. Matching follows the
+schema (see `matching`); ldaptor's own matcher is not used because it
+lower-cases everything and compares integers as strings.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .matching import EQUALITY, Matcher, matcher
+
+Tri = bool | None  # True, False or Undefined
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    items: tuple[Filter, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    items: tuple[Filter, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    item: Filter
+
+
+@dataclass(frozen=True, slots=True)
+class Equality:
+    attr: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Approx:
+    attr: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class GreaterOrEqual:
+    attr: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class LessOrEqual:
+    attr: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Present:
+    attr: str
+
+
+@dataclass(frozen=True, slots=True)
+class Substrings:
+    attr: str
+    initial: str | None
+    any: tuple[str, ...]
+    final: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Extensible:
+    rule: str | None
+    attr: str | None
+    value: str
+    dn_attributes: bool
+
+
+Filter = And | Or | Not | Equality | Approx | GreaterOrEqual | LessOrEqual | Present | Substrings | Extensible
+
+
+class View(Protocol):
+    """What the compiler needs from a snapshot."""
+
+    def values(self, i: int, key: str) -> Sequence[str]: ...
+
+    def dn_avas(self, i: int) -> Sequence[tuple[str, str]]: ...
+
+    def lookup(self, key: str, norm: Any) -> Sequence[int] | None: ...
+
+    def is_indexed(self, key: str) -> bool: ...
+
+
+Pred = Callable[[int], Tri]
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    match: Pred
+    candidates: Callable[[], list[int] | None]
+
+
+def _never(_i: int) -> Tri:
+    return None
+
+
+def _none() -> list[int] | None:
+    return None
+
+
+def _empty() -> list[int]:
+    return []
+
+
+def _substr_match(value: str, initial: str | None, parts: tuple[str, ...], final: str | None) -> bool:
+    # RFC 4517 section 4.2.x: initial, then each `any` in order, then final,
+    # none of them overlapping.
+    pos = 0
+    end = len(value)
+    if initial is not None:
+        if not value.startswith(initial):
+            return False
+        pos = len(initial)
+    if final is not None:
+        if len(value) - len(final) < pos or not value.endswith(final):
+            return False
+        end = len(value) - len(final)
+    for part in parts:
+        j = value.find(part, pos, end)
+        if j < 0:
+            return False
+        pos = j + len(part)
+    return True
+
+
+def _union(lists: list[list[int]]) -> list[int]:
+    out: list[int] = []
+    last = -1
+    for i in heapq.merge(*lists):
+        if i != last:
+            out.append(i)
+            last = i
+    return out
+
+
+def compile_filter(f: Filter, view: View) -> Compiled:
+    """Compile `f` against one snapshot view."""
+    if isinstance(f, And):
+        parts = [compile_filter(x, view) for x in f.items]
+        preds = [p.match for p in parts]
+
+        def and_(i: int) -> Tri:
+            result: Tri = True
+            for p in preds:
+                r = p(i)
+                if r is False:
+                    return False
+                if r is None:
+                    result = None
+            return result
+
+        def and_cands() -> list[int] | None:
+            best: list[int] | None = None
+            for p in parts:
+                c = p.candidates()
+                if c is not None and (best is None or len(c) < len(best)):
+                    best = c
+                    if not best:
+                        break
+            return best
+
+        return Compiled(and_, and_cands)
+    if isinstance(f, Or):
+        parts = [compile_filter(x, view) for x in f.items]
+        preds = [p.match for p in parts]
+
+        def or_(i: int) -> Tri:
+            result: Tri = False
+            for p in preds:
+                r = p(i)
+                if r is True:
+                    return True
+                if r is None:
+                    result = None
+            return result
+
+        def or_cands() -> list[int] | None:
+            lists = []
+            for p in parts:
+                c = p.candidates()
+                if c is None:
+                    return None
+                lists.append(c)
+            return _union(lists)
+
+        return Compiled(or_, or_cands)
+    if isinstance(f, Not):
+        inner = compile_filter(f.item, view).match
+
+        def not_(i: int) -> Tri:
+            r = inner(i)
+            return None if r is None else not r
+
+        return Compiled(not_, _none)
+    if isinstance(f, Present):
+        m = matcher(f.attr)
+        key = m.key
+        if key == "objectclass":
+            return Compiled(lambda i: True, _none)
+        values = view.values
+        return Compiled(lambda i: bool(values(i, key)), _none)
+    if isinstance(f, (Equality, Approx)):
+        # Approximate matching falls back to equality, as in slapd when the
+        # attribute has no APPROX rule (no GLUE attribute has one).
+        m = matcher(f.attr)
+        return _equality(m, m.equality, f.value, view, dn_attrs=False)
+    if isinstance(f, (GreaterOrEqual, LessOrEqual)):
+        m = matcher(f.attr)
+        if m.ordering is None:
+            return Compiled(_never, _empty)
+        norm = m.ordering
+        target = norm(f.value)
+        if target is None:
+            return Compiled(_never, _empty)
+        key, values = m.key, view.values
+        ge = isinstance(f, GreaterOrEqual)
+
+        def order(i: int) -> Tri:
+            vals = values(i, key)
+            if not vals:
+                return False
+            undefined = False
+            for v in vals:
+                n = norm(v)
+                if n is None:
+                    undefined = True
+                elif (n >= target) if ge else (n <= target):
+                    return True
+            return None if undefined else False
+
+        return Compiled(order, _none)
+    if isinstance(f, Substrings):
+        m = matcher(f.attr)
+        if m.substr is None:
+            return Compiled(_never, _empty)
+        norm = m.substr
+        initial = norm(f.initial) if f.initial is not None else None
+        final = norm(f.final) if f.final is not None else None
+        # Inner parts are prepared without trimming: only runs of spaces fold.
+        parts = tuple(norm(p) for p in f.any)
+        key, values = m.key, view.values
+
+        def substr(i: int) -> Tri:
+            for v in values(i, key):
+                if _substr_match(norm(v), initial, parts, final):
+                    return True
+            return False
+
+        return Compiled(substr, _none)
+    if isinstance(f, Extensible):
+        return _extensible(f, view)
+    raise TypeError(f"not a filter: {f!r}")
+
+
+def _equality(m: Matcher, norm: Callable[[str], Any] | None, value: str, view: View, dn_attrs: bool) -> Compiled:
+    if norm is None:
+        return Compiled(_never, _empty)
+    target = norm(value)
+    if target is None:
+        return Compiled(_never, _empty)
+    key, values = m.key, view.values
+    dn_avas = view.dn_avas
+
+    def eq(i: int) -> Tri:
+        for v in values(i, key):
+            if v == value or norm(v) == target:
+                return True
+        if dn_attrs:
+            for a, v in dn_avas(i):
+                if matcher(a).key == key and norm(v) == target:
+                    return True
+        return False
+
+    if not dn_attrs and view.is_indexed(key):
+
+        def cands() -> list[int] | None:
+            hit = view.lookup(key, target)
+            return list(hit) if hit is not None else []
+
+        return Compiled(eq, cands)
+    return Compiled(eq, _none)
+
+
+def _extensible(f: Extensible, view: View) -> Compiled:
+    """RFC 4511 extensibleMatch: a named equality rule and/or `:dn`."""
+    norm: Callable[[str], Any] | None
+    if f.rule is not None:
+        norm = EQUALITY.get(f.rule.lower())
+        if norm is None:
+            return Compiled(_never, _empty)
+    else:
+        norm = None
+    if f.attr is None:
+        if norm is None:
+            return Compiled(_never, _empty)
+        # Any attribute with a value matching under the rule: rarely used;
+        # evaluated over the DN components only when `:dn` is asked for.
+        if not f.dn_attributes:
+            return Compiled(_never, _empty)
+        target = norm(f.value)
+        dn_avas = view.dn_avas
+        return Compiled(lambda i: any(norm(v) == target for _a, v in dn_avas(i)), _none)
+    m = matcher(f.attr)
+    return _equality(m, norm or m.equality, f.value, view, dn_attrs=f.dn_attributes)

@@ -1,0 +1,87 @@
+"""The `o=infosys` status tree: legacy UpdateStats plus one entry per source.
+
+`check_bdii_entries -f stats` reads the `modifyTimestamp` of the
+UpdateStats entry for freshness, so the entry is rewritten every cycle.
+Legacy values are whole seconds (the legacy schema's INTEGER syntax).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .dn import DN, escape_value
+from .entry import Entry
+from .snapshot import gtime
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    name: str
+    kind: str
+    ok: bool
+    entries: int
+    duration: float
+    last_attempt: float
+    last_success: float | None
+    error: str | None = None
+    stale_since: float | None = None  # serving cached output from then
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateStats:
+    hostname: str
+    total: int
+    new: int
+    modified: int
+    deleted: int
+    failed_adds: int
+    failed_sources: int
+    pending_deletes: int
+    update_time: float
+    providers_time: float
+    plugins_time: float
+    read_time: float
+    db_update_time: float
+    finished: float
+
+
+def infosys_entries(stats: UpdateStats, sources: Iterable[SourceStatus], now: float) -> list[Entry]:
+    root = DN.parse("o=infosys")
+    host = DN.parse(f"Hostname={escape_value(stats.hostname)},o=infosys")
+    out = [
+        Entry.from_pairs(root, [("objectClass", "organization"), ("o", "infosys")]),
+        Entry.from_pairs(host, [
+            ("objectClass", "UpdateStats"),
+            ("Hostname", stats.hostname),
+            ("TotalEntries", str(stats.total)),
+            ("UpdateTime", str(round(stats.update_time))),
+            ("DBUpdateTime", str(round(stats.db_update_time))),
+            ("NewEntries", str(stats.new)),
+            ("QueryTime", "0"),
+            ("ProvidersTime", str(round(stats.providers_time))),
+            ("PluginsTime", str(round(stats.plugins_time))),
+            ("ReadTime", str(round(stats.read_time))),
+            ("FailedAdds", str(stats.failed_adds)),
+            ("ModifiedEntries", str(stats.modified)),
+            ("DeletedEntries", str(stats.deleted)),
+            ("FailedDeletes", "0"),
+            ("FailedModifies", "0"),
+        ]),
+    ]
+    for s in sorted(sources, key=lambda s: s.name):
+        pairs = [
+            ("objectClass", "bdiiSource"),
+            ("bdiiSourceName", s.name),
+            ("bdiiSourceKind", s.kind),
+            ("bdiiSourceStatus", "ok" if s.ok else ("stale" if s.stale_since else "failed")),
+            ("bdiiSourceEntries", str(s.entries)),
+            ("bdiiSourceDurationMs", str(round(s.duration * 1000))),
+            ("bdiiSourceLastAttempt", gtime(s.last_attempt)),
+        ]
+        if s.last_success is not None:
+            pairs.append(("bdiiSourceLastSuccess", gtime(s.last_success)))
+        if s.error:
+            pairs.append(("bdiiSourceLastError", s.error))
+        out.append(Entry.from_pairs(host.child((("bdiiSourceName", s.name),)), pairs))
+    return out

@@ -1,0 +1,264 @@
+"""LDIF reading and writing (RFC 2849), as pure functions on bytes and text.
+
+`parse_ldif(data, source)` never raises for bad records: a record that
+cannot be read (no `dn:`, a bad line, a `:<` URL value, undecodable
+base64) is skipped and reported as a `Problem` naming the source and line,
+and every other record of the file is kept. Only input that is not LDIF at
+all (binary data) is refused as a whole.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .errors import Problem
+
+# RFC 2849 SAFE-STRING: no NUL, LF, CR; does not start with space, ':' or '<'.
+_SAFE = re.compile(r"[\x01-\x09\x0b\x0c\x0e-\x1f\x21-\x39\x3b\x3d-\x7f][\x01-\x09\x0b\x0c\x0e-\x7f]*\Z")
+_ATTR = re.compile(r"[A-Za-z0-9][A-Za-z0-9.;-]*\Z")
+MODIFY_OPS = ("add", "delete", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRecord:
+    """A content record: a DN and its attribute values, in file order."""
+
+    dn: str
+    attrs: tuple[tuple[str, str], ...]
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Modification:
+    op: str  # "add" | "delete" | "replace"
+    attr: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRecord:
+    """A change record (`changetype: add|delete|modify`)."""
+
+    dn: str
+    changetype: str
+    line: int
+    mods: tuple[Modification, ...] = ()
+    attrs: tuple[tuple[str, str], ...] = ()  # for changetype: add
+
+
+Record = EntryRecord | ChangeRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    records: tuple[Record, ...]
+    problems: tuple[Problem, ...] = field(default=())
+
+
+class _Skip(Exception):
+    """The current record is junk; carries the reason and its line."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _logical_lines(lines: list[str], start: int, end: int) -> list[tuple[int, str]]:
+    """Unfold continuation lines (RFC 2849 note 2) and drop comments."""
+    out: list[tuple[int, str]] = []
+    in_comment = False
+    for i in range(start, end):
+        line = lines[i]
+        if line[:1] == " ":
+            if in_comment:
+                continue
+            if not out:
+                raise _Skip("continuation line with nothing to continue", i + 1)
+            n, prev = out[-1]
+            out[-1] = (n, prev + line[1:])
+            continue
+        if line[:1] == "#":
+            in_comment = True
+            continue
+        in_comment = False
+        out.append((i + 1, line))
+    return out
+
+
+def _split_line(lineno: int, line: str) -> tuple[str, str]:
+    """One `attr: value`, `attr:: base64` line; `attr:< url` is refused."""
+    colon = line.find(":")
+    if colon <= 0:
+        raise _Skip(f"not an 'attribute: value' line: {line[:60]!r}", lineno)
+    attr = line[:colon].strip()
+    if not _ATTR.match(attr):
+        raise _Skip(f"invalid attribute name {attr[:60]!r}", lineno)
+    rest = line[colon + 1 :]
+    if rest[:1] == ":":
+        raw = rest[1:].strip()
+        try:
+            decoded = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise _Skip(f"invalid base64 value of {attr}", lineno) from exc
+        try:
+            return attr, decoded.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Skip(f"base64 value of {attr} is not UTF-8 text", lineno) from exc
+    if rest[:1] == "<":
+        raise _Skip(
+            f"URL values (':<') are not supported: {attr} must be given inline", lineno
+        )
+    return attr, rest.lstrip(" ")
+
+
+_SEP = "-"  # the line that ends one modification of a modify record
+
+
+def _record(lines: list[tuple[int, str]]) -> Record:
+    first_no, first = lines[0]
+    attr, dn = _split_line(first_no, first)
+    if attr.lower() != "dn":
+        raise _Skip(f"record does not start with 'dn:' (found {attr!r})", first_no)
+    body: list[tuple[int, str, str]] = []
+    for n, ln in lines[1:]:
+        if ln.rstrip() == _SEP:
+            body.append((n, _SEP, ""))
+        else:
+            body.append((n, *_split_line(n, ln)))
+    if body and body[0][1].lower() == "changetype":
+        return _change(dn, first_no, body[0][2].strip().lower(), body[1:])
+    for n, a, _v in body:
+        if a == _SEP:
+            raise _Skip("'-' separator outside a modify record", n)
+    return EntryRecord(dn, tuple((a, v) for _, a, v in body), first_no)
+
+
+def _change(dn: str, line: int, kind: str, body: list[tuple[int, str, str]]) -> ChangeRecord:
+    if kind == "add":
+        return ChangeRecord(dn, "add", line, attrs=tuple((a, v) for _, a, v in body))
+    if kind == "delete":
+        if body:
+            raise _Skip("changetype: delete takes no attributes", body[0][0])
+        return ChangeRecord(dn, "delete", line)
+    if kind != "modify":
+        raise _Skip(f"changetype {kind!r} is not supported (add, delete, modify)", line)
+    mods: list[Modification] = []
+    i = 0
+    while i < len(body):
+        n, op, attr = body[i]
+        i += 1
+        if op == _SEP:  # a stray separator
+            continue
+        op = op.lower()
+        if op not in MODIFY_OPS:
+            raise _Skip(f"expected add:, delete: or replace: in modify, found {op!r}", n)
+        attr = attr.strip()
+        values: list[str] = []
+        while i < len(body):
+            m, a, v = body[i]
+            i += 1
+            if a == _SEP:
+                break
+            if a.lower() != attr.lower():
+                raise _Skip(f"value of {a} inside the {op}: {attr} modification", m)
+            values.append(v)
+        if op == "add" and not values:
+            raise _Skip(f"add: {attr} without values", n)
+        mods.append(Modification(op, attr, tuple(values)))
+    return ChangeRecord(dn, "modify", line, mods=tuple(mods))
+
+
+def _looks_binary(data: bytes) -> bool:
+    return b"\x00" in data[:65536]
+
+
+def parse_ldif(data: bytes | str, source: str) -> ParseResult:
+    """Parse a whole LDIF stream; junk records are reported, not fatal."""
+    if isinstance(data, bytes):
+        if _looks_binary(data):
+            return ParseResult((), (Problem(source, "binary data, not LDIF: file ignored", 1),))
+        text = data.decode("utf-8", errors="surrogateescape")
+    else:
+        text = data
+    lines = text.split("\n")
+    for i, ln in enumerate(lines):
+        if ln.endswith("\r"):
+            lines[i] = ln[:-1]
+    records: list[Record] = []
+    problems: list[Problem] = []
+    start = 0
+    n = len(lines)
+    while start < n:
+        while start < n and lines[start].strip() == "":
+            start += 1
+        if start >= n:
+            break
+        end = start
+        while end < n and lines[end].strip() != "":
+            end += 1
+        try:
+            logical = _logical_lines(lines, start, end)
+            if logical and logical[0][1].lower().startswith("version:") and not records:
+                # RFC 2849: an optional "version: 1" precedes the first record.
+                logical = logical[1:]
+            if logical:
+                _check_text(logical)
+                records.append(_record(logical))
+        except _Skip as skip:
+            problems.append(Problem(source, f"record skipped: {skip}", skip.line))
+        start = end
+    return ParseResult(tuple(records), tuple(problems))
+
+
+def _check_text(logical: list[tuple[int, str]]) -> None:
+    for n, line in logical:
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise _Skip("line is not valid UTF-8", n) from exc
+
+
+# --- writing ---------------------------------------------------------------
+
+
+def needs_base64(value: str) -> bool:
+    """RFC 2849: values that are not SAFE-STRINGs (or end in space) go base64."""
+    if not value:
+        return False
+    return _SAFE.match(value) is None or value[-1] == " "
+
+
+def _fold(line: str, width: int) -> str:
+    if width <= 0 or len(line) <= width:
+        return line
+    parts = [line[:width]]
+    for i in range(width, len(line), width - 1):
+        parts.append(" " + line[i : i + width - 1])
+    return "\n".join(parts)
+
+
+def format_line(attr: str, value: str, width: int = 76) -> str:
+    """One `attr: value` line, base64-encoded and folded when RFC 2849 says so."""
+    if needs_base64(value):
+        enc = base64.b64encode(value.encode("utf-8", "surrogateescape")).decode("ascii")
+        return _fold(f"{attr}:: {enc}", width)
+    return _fold(f"{attr}: {value}", width)
+
+
+def format_record(dn: str, attrs: Iterable[tuple[str, Iterable[str]]], width: int = 76) -> str:
+    """An entry as LDIF text, ending with a blank line."""
+    out = [format_line("dn", dn, width)]
+    for attr, values in attrs:
+        for v in values:
+            out.append(format_line(attr, v, width))
+    out.append("")
+    return "\n".join(out) + "\n"
+
+
+def iter_records(data: bytes | str, source: str) -> Iterator[Record]:
+    """Convenience for tests and tools: the records only."""
+    yield from parse_ldif(data, source).records

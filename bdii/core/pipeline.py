@@ -1,0 +1,246 @@
+"""One refresh cycle as a pure function: source outputs in, snapshot out.
+
+`build(results, previous, config, now)` parses every source's LDIF,
+merges, applies plugins, reduces the legacy MDS/GlueTop entries, applies
+delayed delete, adds the `o=infosys` status and builds the snapshot. It does
+no I/O and reads no clock, so the shell can run it in a thread and tests can
+run it with integers for `now`.
+
+Duplicate DNs merge predictably: sources are taken in a fixed order (static
+LDIF files, then providers, each by name); for each attribute the first
+source that publishes it wins and later sources only add attributes the
+entry does not have yet. Each duplicate is reported at debug level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .changes import apply_record
+from .config import Config
+from .delay import PendingDeletes, step
+from .dn import DN
+from .entry import Entry
+from .errors import DNError, Problem
+from .infosys import SourceStatus, UpdateStats, infosys_entries
+from .ldif import ChangeRecord, EntryRecord, parse_ldif
+from .snapshot import Snapshot, Timestamps, gtime
+
+KINDS = ("ldif", "provider", "plugin")
+SERVED = (DN.parse("o=grid"), DN.parse("o=glue"))
+INFOSYS = DN.parse("o=infosys")
+ROOTS = {
+    SERVED[0]: Entry.from_pairs(SERVED[0], [("objectClass", "organization"), ("o", "grid")]),
+    SERVED[1]: Entry.from_pairs(SERVED[1], [("objectClass", "organization"), ("o", "glue")]),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SourceResult:
+    """What one source gave in this cycle (`data` is None when it failed)."""
+
+    name: str
+    kind: str  # ldif | provider | plugin
+    data: bytes | None
+    started: float
+    duration: float
+    error: str | None = None
+
+    @property
+    def order(self) -> tuple[int, str]:
+        return KINDS.index(self.kind), self.name
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """What one cycle hands to the next."""
+
+    entries: Mapping[DN, Entry] = field(default_factory=dict)
+    times: Mapping[DN, Timestamps] = field(default_factory=dict)
+    pending: PendingDeletes = field(default_factory=PendingDeletes)
+    sources: Mapping[str, SourceStatus] = field(default_factory=dict)
+    last_good: Mapping[str, tuple[float, bytes]] = field(default_factory=dict)
+    generation: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    snapshot: Snapshot
+    state: State
+    stats: UpdateStats
+    problems: tuple[Problem, ...]
+    debug: tuple[Problem, ...] = ()
+
+
+def _is_served(dn: DN) -> bool:
+    return any(dn.is_within(s) for s in SERVED)
+
+
+def _fix_mds(entry: Entry) -> Entry:
+    """Legacy `fix()`: an `MDS` + `GlueTop` entry named by mds-vo-name is
+    reduced to its objectClass MDS and name, so that aggregated trees do
+    not repeat the GlueTop content of every level."""
+    rdn = entry.dn.rdn_values
+    if len(rdn) != 1 or rdn[0][0].lower() != "mds-vo-name":
+        return entry
+    if entry.has_object_class("MDS") and entry.has_object_class("GlueTop"):
+        return Entry.from_pairs(entry.dn, [("objectClass", "MDS"), ("mds-vo-name", rdn[0][1])])
+    return entry
+
+
+def _merge_into(merged: dict[DN, Entry], entry: Entry) -> bool:
+    """Merge a duplicate: existing attributes win. True if it was a duplicate."""
+    old = merged.get(entry.dn)
+    if old is None:
+        merged[entry.dn] = entry
+        return False
+    extra = {k: v for k, v in entry.attrs.items() if k not in old.attrs}
+    if extra:
+        merged[entry.dn] = Entry(old.dn, {**old.attrs, **extra})
+    return True
+
+
+def build(results: Sequence[SourceResult], previous: State, config: Config, now: float,
+          timings: Mapping[str, float] | None = None) -> BuildResult:
+    problems: list[Problem] = []
+    debug: list[Problem] = []
+    merged: dict[DN, Entry] = {}
+    statuses: dict[str, SourceStatus] = {}
+    last_good: dict[str, tuple[float, bytes]] = {}
+    failed = 0
+    plugins: list[tuple[SourceResult, bytes]] = []
+    for res in sorted(results, key=lambda r: r.order):
+        data = res.data
+        stale_since: float | None = None
+        prev_status = previous.sources.get(res.name)
+        if data is None:
+            failed += 1
+            problems.append(Problem(res.name, f"source failed: {res.error}"))
+            cached = previous.last_good.get(res.name)
+            if cached is not None and now - cached[0] <= config.cache_ttl:
+                # Serve the last good output rather than lose the source.
+                stale_since, data = cached
+                last_good[res.name] = cached
+                problems.append(Problem(res.name, f"serving its last good output from {gtime(cached[0])}"))
+        else:
+            last_good[res.name] = (now, data)
+        count = 0
+        if data is not None:
+            if res.kind == "plugin":
+                plugins.append((res, data))
+            else:
+                count = _gather(res.name, data, merged, problems, debug)
+        statuses[res.name] = SourceStatus(
+            name=res.name,
+            kind=res.kind,
+            ok=res.data is not None,
+            entries=count,
+            duration=res.duration,
+            last_attempt=res.started,
+            last_success=res.started if res.data is not None else (prev_status.last_success if prev_status else None),
+            error=res.error,
+            stale_since=stale_since,
+        )
+    for res, data in plugins:
+        parsed = parse_ldif(data, res.name)
+        problems.extend(parsed.problems)
+        for record in parsed.records:
+            p = apply_record(merged, record, res.name)
+            if p is not None:
+                problems.append(p)
+    merged = {dn: _fix_mds(e) for dn, e in merged.items()}
+    for dn, root in ROOTS.items():
+        merged.setdefault(dn, root)
+
+    delayed = step(previous.pending, previous.entries, merged, now, config.delete_delay)
+    for dn, e in delayed.kept.items():
+        merged.setdefault(dn, e)
+
+    failed_adds = 0
+    for dn in sorted(merged, key=len):
+        parent = dn.parent()
+        if parent and parent not in merged:
+            failed_adds += 1
+            problems.append(Problem("merge", "entry dropped: its parent entry does not exist", dn=str(dn)))
+            del merged[dn]
+
+    new = modified = 0
+    times: dict[DN, Timestamps] = {}
+    stamp = gtime(now)
+    for dn, e in merged.items():
+        old = previous.entries.get(dn)
+        old_t = previous.times.get(dn)
+        if old is None or old_t is None:
+            new += 1
+            times[dn] = Timestamps(stamp, stamp)
+        elif not e.same_content(old):
+            modified += 1
+            times[dn] = Timestamps(old_t.created, stamp)
+        else:
+            times[dn] = old_t
+    deleted = sum(1 for dn in previous.entries if dn not in merged)
+
+    t = dict(timings or {})
+    stats = UpdateStats(
+        hostname=config.hostname,
+        total=len(merged),
+        new=new,
+        modified=modified,
+        deleted=deleted,
+        failed_adds=failed_adds,
+        failed_sources=failed,
+        pending_deletes=len(delayed.pending.since),
+        update_time=t.get("update", 0.0),
+        providers_time=t.get("providers", 0.0),
+        plugins_time=t.get("plugins", 0.0),
+        read_time=t.get("read", 0.0),
+        db_update_time=t.get("db_update", 0.0),
+        finished=now,
+    )
+    status_entries = infosys_entries(stats, statuses.values(), now)
+    all_entries = dict(merged)
+    for e in status_entries:
+        all_entries[e.dn] = e
+        times[e.dn] = Timestamps(previous.times[e.dn].created if e.dn in previous.times else stamp, stamp)
+    generation = previous.generation + 1
+    snapshot = Snapshot.build(all_entries, times, generation=generation, now=now)
+    state = State(
+        entries=merged,
+        times=times,
+        pending=delayed.pending,
+        sources=statuses,
+        last_good=last_good,
+        generation=generation,
+    )
+    return BuildResult(snapshot, state, stats, tuple(problems), tuple(debug))
+
+
+def _gather(name: str, data: bytes, merged: dict[DN, Entry], problems: list[Problem],
+            debug: list[Problem]) -> int:
+    parsed = parse_ldif(data, name)
+    problems.extend(parsed.problems)
+    count = 0
+    for record in parsed.records:
+        if isinstance(record, ChangeRecord):
+            problems.append(Problem(name, "change records belong in plugins; record skipped",
+                                    record.line, record.dn))
+            continue
+        assert isinstance(record, EntryRecord)
+        try:
+            dn = DN.parse(record.dn)
+        except DNError as exc:
+            problems.append(Problem(name, f"record skipped: {exc}", record.line))
+            continue
+        if not _is_served(dn):
+            why = "o=infosys is the BDII's own status" if dn.is_within(INFOSYS) else \
+                "outside the served suffixes o=grid and o=glue"
+            problems.append(Problem(name, f"entry dropped: {why}", record.line, record.dn))
+            continue
+        if not record.attrs:
+            problems.append(Problem(name, "entry without attributes skipped", record.line, record.dn))
+            continue
+        if _merge_into(merged, Entry.from_pairs(dn, record.attrs)):
+            debug.append(Problem(name, "duplicate DN merged (earlier values kept)", record.line, record.dn))
+        count += 1
+    return count

@@ -1,0 +1,234 @@
+"""The immutable, indexed snapshot that every search reads.
+
+Entries are kept in DN order with the suffix first (`DN.sort_key`), so
+that any subtree is one contiguous run `[i, end[i])`; a subtree search is a
+range, a one-level search a child list, and an indexed filter an ordered
+list of entry numbers cut to that range with `bisect`. A refresh builds a
+whole new `Snapshot` and the server swaps one reference: a search never
+sees two generations.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .dn import DN
+from .entry import Entry
+from .filters import Compiled, Filter, compile_filter
+from .matching import matcher
+
+BASE, ONE, SUB = 0, 1, 2  # RFC 4511 scope values
+
+# Attributes clients filter on by equality (the legacy BDII's slapd indexes,
+# plus the GLUE 2.0 IDs and foreign keys brokers look up).
+INDEXED_SUFFIXES = ("id", "uniqueid", "foreignkey", "localid", "chunkkey", "accesscontrolbaserule",
+                    "accesscontrolrule", "policyrule", "interfacename", "servicetype", "name")
+INDEXED = frozenset({"objectclass", "mds-vo-name", "gluechunkkey", "glueserviceendpoint",
+                     "glue2endpointurl", "glueservicetype"})
+
+OPERATIONAL = ("createtimestamp", "modifytimestamp", "entrydn", "hasSubordinates".lower())
+
+
+def is_indexed(key: str) -> bool:
+    return key in INDEXED or key.endswith(INDEXED_SUFFIXES)
+
+
+class SearchLimit(Exception):
+    """The search stopped at a limit; carries the code to return."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timestamps:
+    created: str  # generalized time, e.g. 20261122104500Z
+    modified: str
+
+
+class Snapshot:
+    """Entries by normalised DN with parent/child structure and indexes."""
+
+    __slots__ = ("entries", "generation", "built_at", "_pos", "_end", "_parent", "_children",
+                 "_index", "_created", "_modified", "_encoded")
+
+    def __init__(self, entries: Sequence[Entry], created: Sequence[str], modified: Sequence[str],
+                 generation: int, built_at: float) -> None:
+        """Use `Snapshot.build`; this takes entries already in `sort_key` order."""
+        self.entries = tuple(entries)
+        self.generation = generation
+        self.built_at = built_at
+        self._created = tuple(created)
+        self._modified = tuple(modified)
+        self._pos: dict[tuple, int] = {e.dn.key: i for i, e in enumerate(self.entries)}
+        n = len(self.entries)
+        parent = [-1] * n
+        end = list(range(1, n + 1))
+        children: dict[int, list[int]] = {}
+        stack: list[int] = []
+        for i, e in enumerate(self.entries):
+            k = e.dn.key
+            while stack and not _is_prefix(self.entries[stack[-1]].dn.key, k):
+                stack.pop()
+            if stack:
+                p = stack[-1]
+                if len(self.entries[p].dn.key) == len(k) - 1:
+                    parent[i] = p
+                    children.setdefault(p, []).append(i)
+            stack.append(i)
+        # Subtree ends, computed leaf-up: a node's run ends where the last
+        # descendant's run ends.
+        for i in range(n - 1, -1, -1):
+            p = parent[i]
+            if p >= 0 and end[i] > end[p]:
+                end[p] = end[i]
+        self._end = end
+        self._parent = parent
+        self._children = children
+        index: dict[str, dict[Any, list[int]]] = {}
+        for i, e in enumerate(self.entries):
+            for key, (_name, values) in e.attrs.items():
+                if not is_indexed(key):
+                    continue
+                norm = matcher(key).equality
+                if norm is None:
+                    continue
+                slot = index.setdefault(key, {})
+                for v in values:
+                    nv = norm(v)
+                    if nv is None:
+                        continue
+                    lst = slot.setdefault(nv, [])
+                    if not lst or lst[-1] != i:
+                        lst.append(i)
+        self._index = index
+        self._encoded: dict[int, bytes] = {}
+
+    @classmethod
+    def build(cls, entries: Mapping[DN, Entry], times: Mapping[DN, Timestamps],
+              generation: int = 0, now: float | None = None) -> Snapshot:
+        order = sorted(entries, key=lambda dn: dn.sort_key)
+        now = time.time() if now is None else now
+        default = Timestamps(gtime(now), gtime(now))
+        ts = [times.get(dn, default) for dn in order]
+        return cls([entries[dn] for dn in order], [t.created for t in ts], [t.modified for t in ts],
+                   generation, now)
+
+    @classmethod
+    def empty(cls) -> Snapshot:
+        return cls([], [], [], 0, 0.0)
+
+    # --- the View the filter compiler uses -------------------------------
+    def values(self, i: int, key: str) -> Sequence[str]:
+        slot = self.entries[i].attrs.get(key)
+        if slot is not None:
+            return slot[1]
+        if key in OPERATIONAL:
+            return self.operational(i).get(key, ((), ()))[1]
+        return ()
+
+    def dn_avas(self, i: int) -> Sequence[tuple[str, str]]:
+        return [ava for rdn in self.entries[i].dn.rdns for ava in rdn]
+
+    def lookup(self, key: str, norm: Any) -> Sequence[int] | None:
+        slot = self._index.get(key)
+        if slot is None:
+            return None
+        return slot.get(norm, ())
+
+    def is_indexed(self, key: str) -> bool:
+        return key in self._index or is_indexed(key)
+
+    # --- structure ---------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def find(self, dn: DN) -> int | None:
+        return self._pos.get(dn.key)
+
+    def matched_dn(self, dn: DN) -> DN | None:
+        """The closest existing ancestor, for a noSuchObject result."""
+        for anc in dn.ancestors():
+            i = self._pos.get(anc.key)
+            if i is not None:
+                return self.entries[i].dn
+        return None
+
+    def subtree_range(self, i: int) -> tuple[int, int]:
+        return i, self._end[i]
+
+    def children(self, i: int) -> list[int]:
+        return self._children.get(i, [])
+
+    def has_children(self, i: int) -> bool:
+        return self._end[i] > i + 1
+
+    def suffixes(self) -> list[DN]:
+        return [e.dn for i, e in enumerate(self.entries) if self._parent[i] < 0]
+
+    def operational(self, i: int) -> dict[str, tuple[str, tuple[str, ...]]]:
+        return {
+            "createtimestamp": ("createTimestamp", (self._created[i],)),
+            "modifytimestamp": ("modifyTimestamp", (self._modified[i],)),
+            "entrydn": ("entryDN", (str(self.entries[i].dn),)),
+            "hassubordinates": ("hasSubordinates", ("TRUE" if self.has_children(i) else "FALSE",)),
+        }
+
+    def created(self, i: int) -> str:
+        return self._created[i]
+
+    def modified(self, i: int) -> str:
+        return self._modified[i]
+
+    # --- search --------------------------------------------------------------
+    def compile(self, f: Filter) -> Compiled:
+        return compile_filter(f, self)
+
+    def search(self, base: int, scope: int, compiled: Compiled, deadline: float | None = None,
+               clock: Any = time.monotonic) -> Iterator[int]:
+        """Entry numbers in scope that match, in DN order.
+
+        With a `deadline` (a `clock()` value) raises SearchLimit when it
+        passes; the caller has already sent what was yielded.
+        """
+        match = compiled.match
+        if scope == BASE:
+            if match(base) is True:
+                yield base
+            return
+        if scope == ONE:
+            pool: Sequence[int] = self.children(base)
+            cands = compiled.candidates()
+            if cands is not None and len(cands) < len(pool):
+                p = self._parent
+                pool = [i for i in cands if p[i] == base]
+        else:
+            lo, hi = self.subtree_range(base)
+            cands = compiled.candidates()
+            if cands is not None:
+                pool = cands[bisect_left(cands, lo):bisect_left(cands, hi)]
+            else:
+                pool = range(lo, hi)
+        for n, i in enumerate(pool):
+            if deadline is not None and n & 255 == 0 and clock() > deadline:
+                raise SearchLimit()
+            if match(i) is True:
+                yield i
+
+    def encoded(self, i: int) -> bytes | None:
+        return self._encoded.get(i)
+
+    def remember_encoded(self, i: int, data: bytes) -> None:
+        """Cache the wire form of a full entry; valid for this snapshot's life."""
+        self._encoded[i] = data
+
+
+def _is_prefix(parent_key: tuple, key: tuple) -> bool:
+    n = len(parent_key)
+    return n < len(key) and key[-n:] == parent_key
+
+
+def gtime(t: float) -> str:
+    """Seconds since the epoch as an LDAP generalized time in UTC."""
+    return time.strftime("%Y%m%d%H%M%SZ", time.gmtime(t))

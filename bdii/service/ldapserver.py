@@ -1,0 +1,455 @@
+"""The LDAP front end: ldaptor decodes requests, our snapshot answers them.
+
+Read-only and anonymous, like a BDII's slapd: binds are accepted for LDAPv2
+and v3 (anonymous or unauthenticated simple), searches run on the snapshot
+current when they arrive (a refresh swaps the reference; a search in flight
+keeps its own), and every write is refused with strongerAuthRequired, as
+slapd answers an anonymous client. Results stream with backpressure in
+batches so that a full dump neither blocks other clients nor makes us
+buffer the whole tree for a slow reader.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from ldaptor.protocols import pureber, pureldap
+from ldaptor.protocols.ldap.ldapserver import BaseLDAPServer
+from twisted.internet import interfaces
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from bdii.core import ber
+from bdii.core import filters as F
+from bdii.core.dn import DN
+from bdii.core.errors import DNError
+from bdii.core.matching import matcher
+from bdii.core.snapshot import BASE, ONE, SUB, SearchLimit, Snapshot
+
+log = Logger()
+
+# RFC 4511 appendix A result codes used here.
+SUCCESS, OPERATIONS_ERROR, PROTOCOL_ERROR, TIME_LIMIT, SIZE_LIMIT = 0, 1, 2, 3, 4
+COMPARE_FALSE, COMPARE_TRUE, AUTH_METHOD_NOT_SUPPORTED, STRONGER_AUTH = 5, 6, 7, 8
+UNAVAILABLE_CRITICAL_EXTENSION, NO_SUCH_OBJECT, INVALID_DN = 12, 32, 34
+INVALID_CREDENTIALS, UNWILLING = 49, 53
+
+BATCH_BYTES = 64 * 1024
+WHOAMI_OID = b"1.3.6.1.4.1.4203.1.11.3"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+def to_filter(f: pureldap.LDAPFilter) -> F.Filter:
+    """ldaptor's decoded filter objects to our own AST."""
+    if isinstance(f, pureldap.LDAPFilter_and):
+        return F.And(tuple(to_filter(x) for x in f))
+    if isinstance(f, pureldap.LDAPFilter_or):
+        return F.Or(tuple(to_filter(x) for x in f))
+    if isinstance(f, pureldap.LDAPFilter_not):
+        return F.Not(to_filter(f.value))
+    if isinstance(f, pureldap.LDAPFilter_present):
+        return F.Present(_text(f.value))
+    if isinstance(f, pureldap.LDAPFilter_substrings):
+        initial = final = None
+        parts = []
+        for s in f.substrings:
+            if isinstance(s, pureldap.LDAPFilter_substrings_initial):
+                initial = _text(s.value)
+            elif isinstance(s, pureldap.LDAPFilter_substrings_final):
+                final = _text(s.value)
+            else:
+                parts.append(_text(s.value))
+        return F.Substrings(_text(f.type), initial, tuple(parts), final)
+    if isinstance(f, pureldap.LDAPFilter_extensibleMatch):
+        return F.Extensible(
+            _text(f.matchingRule.value) if f.matchingRule is not None else None,
+            _text(f.type.value) if f.type is not None else None,
+            _text(f.matchValue.value),
+            bool(f.dnAttributes and f.dnAttributes.value),
+        )
+    kinds = {
+        pureldap.LDAPFilter_equalityMatch: F.Equality,
+        pureldap.LDAPFilter_approxMatch: F.Approx,
+        pureldap.LDAPFilter_greaterOrEqual: F.GreaterOrEqual,
+        pureldap.LDAPFilter_lessOrEqual: F.LessOrEqual,
+    }
+    kind = kinds.get(type(f))
+    if kind is None:
+        raise ValueError(f"unsupported filter {type(f).__name__}")
+    return kind(_text(f.attributeDesc.value), _text(f.assertionValue.value))
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which attributes a search asked for (RFC 4511 section 4.5.1.8)."""
+
+    all_user: bool
+    all_operational: bool
+    keys: frozenset[str]
+    types_only: bool
+
+    @classmethod
+    def parse(cls, attributes: list[bytes], types_only: bool) -> Selection:
+        names = [_text(a).strip() for a in attributes]
+        names = [n for n in names if n]
+        keys = frozenset(matcher(n.split(";")[0]).key for n in names if n not in ("*", "+", "1.1"))
+        all_user = not names or "*" in names
+        return cls(all_user, "+" in names, keys, bool(types_only))
+
+    @property
+    def cacheable(self) -> bool:
+        return self.all_user and not self.keys - {"objectclass"} and not self.all_operational and not self.types_only
+
+
+def encode_entry(snap: Snapshot, i: int, sel: Selection) -> bytes:
+    if sel.cacheable:
+        cached = snap.encoded(i)
+        if cached is not None:
+            return cached
+    entry = snap.entries[i]
+    attrs: list[tuple[bytes, list[bytes]]] = []
+    for name, values in entry.items():
+        if sel.all_user or name.lower() in sel.keys or matcher(name).key in sel.keys:
+            attrs.append((name.encode(), [] if sel.types_only else
+                          [v.encode("utf-8", "surrogateescape") for v in values]))
+    if sel.all_operational or sel.keys:
+        for key, (name, values) in snap.operational(i).items():
+            if sel.all_operational or key in sel.keys:
+                attrs.append((name.encode(), [] if sel.types_only else [v.encode() for v in values]))
+    op = ber.search_result_entry(str(entry.dn).encode("utf-8", "surrogateescape"), attrs)
+    if sel.cacheable:
+        snap.remember_encoded(i, op)
+    return op
+
+
+def root_dse(snap: Snapshot, sel: Selection) -> bytes:
+    """The root DSE: user attributes as slapd shows them, the rest with `+`."""
+    user = [(b"objectClass", [b"top", b"OpenLDAProotDSE"])]
+    oper = [
+        (b"namingContexts", [str(dn).encode() for dn in sorted(snap.suffixes(), key=_context_order)]),
+        (b"supportedLDAPVersion", [b"2", b"3"]),
+        (b"supportedExtension", [WHOAMI_OID]),
+        (b"supportedControl", []),
+        (b"structuralObjectClass", [b"OpenLDAProotDSE"]),
+    ]
+    attrs = [a for a in user if sel.all_user or a[0].decode().lower() in sel.keys]
+    attrs += [a for a in oper if a[1] and (sel.all_operational or a[0].decode().lower() in sel.keys)]
+    if sel.types_only:
+        attrs = [(n, []) for n, _ in attrs]
+    return ber.search_result_entry(b"", attrs)
+
+
+_CONTEXTS = ("o=grid", "o=glue", "o=infosys")
+
+
+def _context_order(dn: DN) -> tuple[int, str]:
+    """Naming contexts in the order the legacy slapd configuration lists them."""
+    text = str(dn).lower()
+    return (_CONTEXTS.index(text) if text in _CONTEXTS else len(_CONTEXTS), text)
+
+
+class SnapshotHolder:
+    """The one reference a refresh swaps; every search reads it once."""
+
+    def __init__(self, snapshot: Snapshot | None = None) -> None:
+        self.current = snapshot or Snapshot.empty()
+
+    def swap(self, snapshot: Snapshot) -> None:
+        self.current = snapshot
+
+
+class _Search:
+    """One search being streamed: an iterator of encoded messages."""
+
+    def __init__(self, msgid: int, messages: Iterator[bytes]) -> None:
+        self.msgid = msgid
+        self.messages = messages
+        self.abandoned = False
+
+
+@implementer(interfaces.IPushProducer)
+class LDAPProtocol(BaseLDAPServer):
+    """One client connection."""
+
+    def __init__(self, holder: SnapshotHolder, clock: Callable[[], float] = time.monotonic,
+                 scheduler: Callable[..., object] | None = None) -> None:
+        super().__init__()
+        self.holder = holder
+        self.clock = clock
+        self.scheduler = scheduler
+        self.queue_: deque[_Search] = deque()
+        self.paused = False
+        self.running = False
+        self.peer = "?"
+
+    # --- connection --------------------------------------------------------
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        peer = self.transport.getPeer()
+        self.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
+        self.transport.registerProducer(self, True)
+
+    def connectionLost(self, reason: object = None) -> None:
+        super().connectionLost(reason)
+        for s in self.queue_:
+            s.abandoned = True
+        self.queue_.clear()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buffer += data
+        while self.connected:
+            try:
+                msg, used = pureber.berDecodeObject(self.berdecoder, self.buffer)
+            except pureber.BERExceptionInsufficientData:
+                return
+            except Exception as exc:  # noqa: BLE001 - any decoding failure
+                self._drop(f"undecodable request ({type(exc).__name__}: {exc})")
+                return
+            self.buffer = self.buffer[used:]
+            if msg is None:
+                return
+            if not isinstance(msg, pureldap.LDAPMessage) or not isinstance(msg.value, pureldap.LDAPProtocolRequest):
+                self._drop("not an LDAP request")
+                return
+            try:
+                self.handle(msg)
+            except Exception:  # noqa: BLE001 - one bad request must not kill the server
+                log.failure("request from {peer} failed", peer=self.peer)
+                self._drop("internal error")
+                return
+
+    def _drop(self, why: str) -> None:
+        log.warn("closing connection from {peer}: {why}", peer=self.peer, why=why)
+        self.buffer = b""
+        self.connected = 0
+        self.transport.loseConnection()
+
+    def handle(self, msg: pureldap.LDAPMessage) -> None:
+        req = msg.value
+        name = type(req).__name__
+        handler = getattr(self, "do_" + name, None)
+        if handler is None:
+            self._drop(f"unsupported request {name}")
+            return
+        if not isinstance(req, (pureldap.LDAPUnbindRequest, pureldap.LDAPAbandonRequest)):
+            for control in msg.controls or ():
+                if control[1]:
+                    self._result(msg.id, req, UNAVAILABLE_CRITICAL_EXTENSION,
+                                 message=f"critical control {_text(control[0])} not supported")
+                    return
+        handler(msg.id, req)
+
+    def _send(self, data: bytes) -> None:
+        if self.connected:
+            self.transport.write(data)
+
+    def _result(self, msgid: int, req: object, code: int, matched: str = "", message: str = "") -> None:
+        kinds = {
+            pureldap.LDAPSearchRequest: pureldap.LDAPSearchResultDone,
+            pureldap.LDAPBindRequest: pureldap.LDAPBindResponse,
+            pureldap.LDAPModifyRequest: pureldap.LDAPModifyResponse,
+            pureldap.LDAPAddRequest: pureldap.LDAPAddResponse,
+            pureldap.LDAPDelRequest: pureldap.LDAPDelResponse,
+            pureldap.LDAPModifyDNRequest: pureldap.LDAPModifyDNResponse,
+            pureldap.LDAPCompareRequest: pureldap.LDAPCompareResponse,
+        }
+        kind = kinds.get(type(req))
+        if kind is None:
+            op = pureldap.LDAPExtendedResponse(resultCode=code, matchedDN=matched, errorMessage=message)
+        else:
+            op = kind(resultCode=code, matchedDN=matched, errorMessage=message)
+        self._send(pureldap.LDAPMessage(op, id=msgid).toWire())
+
+    # --- operations ----------------------------------------------------------
+    def do_LDAPBindRequest(self, msgid: int, req: pureldap.LDAPBindRequest) -> None:
+        if req.version not in (2, 3):
+            self._result(msgid, req, PROTOCOL_ERROR, message=f"LDAP version {req.version} not supported")
+        elif req.sasl:
+            self._result(msgid, req, AUTH_METHOD_NOT_SUPPORTED, message="SASL is not supported; bind anonymously")
+        elif req.auth:
+            # There are no accounts: a password can never be right.
+            self._result(msgid, req, INVALID_CREDENTIALS, message="this server only accepts anonymous binds")
+        else:
+            self._result(msgid, req, SUCCESS)
+
+    def do_LDAPUnbindRequest(self, msgid: int, req: object) -> None:
+        self.connected = 0
+        self.transport.loseConnection()
+
+    def do_LDAPAbandonRequest(self, msgid: int, req: pureldap.LDAPAbandonRequest) -> None:
+        for s in self.queue_:
+            if s.msgid == req.value:
+                s.abandoned = True
+
+    def _refuse(self, msgid: int, req: object) -> None:
+        self._result(msgid, req, STRONGER_AUTH, message="modifications require authentication")
+
+    do_LDAPAddRequest = do_LDAPModifyRequest = do_LDAPDelRequest = do_LDAPModifyDNRequest = _refuse
+
+    def do_LDAPExtendedRequest(self, msgid: int, req: pureldap.LDAPExtendedRequest) -> None:
+        name = getattr(req.requestName, "value", req.requestName)
+        if name == WHOAMI_OID:
+            self._send(pureldap.LDAPMessage(pureldap.LDAPExtendedResponse(resultCode=SUCCESS), id=msgid).toWire())
+        else:
+            self._result(msgid, req, PROTOCOL_ERROR, message="unsupported extended operation")
+
+    def do_LDAPCompareRequest(self, msgid: int, req: pureldap.LDAPCompareRequest) -> None:
+        snap = self.holder.current
+        try:
+            dn = DN.parse(_text(req.entry))
+        except DNError as exc:
+            self._result(msgid, req, INVALID_DN, message=str(exc))
+            return
+        i = snap.find(dn)
+        if i is None:
+            matched = snap.matched_dn(dn)
+            self._result(msgid, req, NO_SUCH_OBJECT, matched=str(matched) if matched else "")
+            return
+        attr, value = _text(req.ava.attributeDesc.value), _text(req.ava.assertionValue.value)
+        r = snap.compile(F.Equality(attr, value)).match(i)
+        code = COMPARE_TRUE if r is True else COMPARE_FALSE
+        self._result(msgid, req, code)
+
+    def do_LDAPSearchRequest(self, msgid: int, req: pureldap.LDAPSearchRequest) -> None:
+        snap = self.holder.current  # read once: this search never sees another generation
+        started = self.clock()
+        try:
+            base = DN.parse(_text(req.baseObject))
+        except DNError as exc:
+            self._result(msgid, req, INVALID_DN, message=str(exc))
+            return
+        try:
+            flt = to_filter(req.filter)
+        except (ValueError, AttributeError) as exc:
+            self._result(msgid, req, PROTOCOL_ERROR, message=f"bad filter: {exc}")
+            return
+        sel = Selection.parse(req.attributes, req.typesOnly)
+        if not base:
+            if req.scope == BASE:
+                match = _root_dse_matches(flt)
+                msgs = [ber.message(msgid, root_dse(snap, sel))] if match else []
+                self._enqueue(_Search(msgid, iter(msgs + [self._done(msgid, SUCCESS)])))
+            else:
+                self._result(msgid, req, NO_SUCH_OBJECT)
+            return
+        i = snap.find(base)
+        if i is None:
+            matched = snap.matched_dn(base)
+            self._result(msgid, req, NO_SUCH_OBJECT, matched=str(matched) if matched else "")
+            return
+        if req.scope not in (BASE, ONE, SUB):
+            self._result(msgid, req, PROTOCOL_ERROR, message="invalid scope")
+            return
+        compiled = snap.compile(flt)
+        deadline = started + req.timeLimit if req.timeLimit else None
+        self._enqueue(_Search(msgid, self._results(snap, msgid, i, req, compiled, sel, deadline)))
+
+    def _done(self, msgid: int, code: int, message: str = "") -> bytes:
+        op = pureldap.LDAPSearchResultDone(resultCode=code, errorMessage=message)
+        return pureldap.LDAPMessage(op, id=msgid).toWire()
+
+    def _results(self, snap: Snapshot, msgid: int, base: int, req: pureldap.LDAPSearchRequest,
+                 compiled: F.Compiled, sel: Selection, deadline: float | None) -> Iterator[bytes]:
+        limit = req.sizeLimit or 0
+        sent = 0
+        try:
+            for i in snap.search(base, req.scope, compiled, deadline, self.clock):
+                if limit and sent >= limit:
+                    yield self._done(msgid, SIZE_LIMIT)
+                    return
+                yield ber.message(msgid, encode_entry(snap, i, sel))
+                sent += 1
+                if deadline is not None and self.clock() > deadline:
+                    raise SearchLimit()
+        except SearchLimit:
+            yield self._done(msgid, TIME_LIMIT)
+            return
+        yield self._done(msgid, SUCCESS)
+
+    # --- streaming with backpressure -------------------------------------
+    def _enqueue(self, search: _Search) -> None:
+        self.queue_.append(search)
+        if not self.running:
+            self._pump()
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        if not self.running:
+            self._pump()
+
+    def stopProducing(self) -> None:
+        for s in self.queue_:
+            s.abandoned = True
+        self.queue_.clear()
+
+    def _pump(self) -> None:
+        """Write up to one batch, then yield to the reactor if more remains."""
+        self.running = True
+        try:
+            budget = BATCH_BYTES
+            chunks: list[bytes] = []
+            while self.queue_ and not self.paused and self.connected:
+                s = self.queue_[0]
+                if s.abandoned:
+                    self.queue_.popleft()
+                    continue
+                for data in s.messages:
+                    chunks.append(data)
+                    budget -= len(data)
+                    if budget <= 0:
+                        break
+                else:
+                    self.queue_.popleft()
+                    continue
+                break
+            if chunks and self.connected:
+                self.transport.writeSequence(chunks)
+        finally:
+            self.running = False
+        if self.queue_ and not self.paused and self.connected:
+            self.running = True
+            (self.scheduler or _call_soon)(0, self._continue)
+
+    def _continue(self) -> None:
+        self.running = False
+        self._pump()
+
+
+def _call_soon(delay: float, fn: Callable[[], None]) -> object:
+    from twisted.internet import reactor
+
+    return reactor.callLater(delay, fn)  # type: ignore[attr-defined]
+
+
+def _root_dse_matches(flt: F.Filter) -> bool:
+    """slapd answers the root DSE for `(objectClass=*)` and the like."""
+    if isinstance(flt, F.Present):
+        return True
+    return isinstance(flt, F.Equality) and flt.attr.lower() == "objectclass" and \
+        flt.value.lower() in ("top", "openldaprootdse", "*")
+
+
+class LDAPServerFactory(Factory):
+    """Builds one `LDAPProtocol` per connection, all reading `holder`."""
+
+    noisy = False
+
+    def __init__(self, holder: SnapshotHolder, reactor: object | None = None) -> None:
+        self.holder = holder
+        self.reactor = reactor
+
+    def buildProtocol(self, addr: object) -> LDAPProtocol:
+        sched = getattr(self.reactor, "callLater", None)
+        p = LDAPProtocol(self.holder, scheduler=sched)
+        p.factory = self
+        return p

@@ -1,0 +1,122 @@
+"""The refresh loop: gather, build in a worker thread, swap.
+
+`LoopingCall` waits for the Deferred each cycle returns, so cycles never
+overlap; the body is guarded so that one failed cycle is logged, keeps
+the previous snapshot, and the loop goes on (a bare `TimerService` would
+stop at the first uncaught failure).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import defer, task, threads
+from twisted.logger import Logger
+
+from bdii.core.config import Config
+from bdii.core.pipeline import BuildResult, State, build
+from bdii.service.ldapserver import SnapshotHolder
+from bdii.service.sources import read_ldif_files, run_directory
+from bdii.service.store import StateStore
+
+log = Logger()
+
+Runner = Callable[..., defer.Deferred]
+
+
+def in_thread(reactor: Any) -> Runner:
+    def run(fn: Callable[..., Any], *args: Any) -> defer.Deferred:
+        return threads.deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
+
+    return run
+
+
+def in_line(fn: Callable[..., Any], *args: Any) -> defer.Deferred:
+    """Run the build synchronously (tests on a fake clock)."""
+    return defer.maybeDeferred(fn, *args)
+
+
+class Updater(Service):
+    """Owns the refresh state; hands each new snapshot to `holder`."""
+
+    def __init__(self, config: Config, reactor: Any, holder: SnapshotHolder,
+                 store: StateStore | None = None, run: Runner | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.holder = holder
+        self.store = store
+        self.run = run or in_thread(reactor)
+        self.wall = wall
+        self.state = State(pending=store.load() if store else State().pending)
+        self.last_build_time = 0.0
+        self.cycles = 0
+        self.last_result: BuildResult | None = None
+        self._loop: task.LoopingCall | None = None
+
+    @defer.inlineCallbacks
+    def cycle(self):  # type: ignore[no-untyped-def]
+        """One refresh: fires with the BuildResult (errors propagate)."""
+        cfg = self.config
+        t0 = time.monotonic()
+        reads = self.run(read_ldif_files, cfg.ldif_dir, self.wall)
+        providers = run_directory(self.reactor, cfg.provider_dir, "provider", cfg.read_timeout, self.wall)
+        plugins = run_directory(self.reactor, cfg.plugin_dir, "plugin", cfg.read_timeout, self.wall)
+        ldif_results = yield reads
+        t_read = time.monotonic() - t0
+        provider_results = yield providers
+        t_prov = time.monotonic() - t0
+        plugin_results = yield plugins
+        t_plug = time.monotonic() - t0
+        results = [*ldif_results, *provider_results, *plugin_results]
+        timings = {
+            "read": t_read,
+            "providers": max((r.duration for r in provider_results), default=0.0) or t_prov,
+            "plugins": max((r.duration for r in plugin_results), default=0.0) or t_plug,
+            "update": time.monotonic() - t0 + self.last_build_time,
+            "db_update": self.last_build_time,
+        }
+        b0 = time.monotonic()
+        result: BuildResult = yield self.run(build, results, self.state, cfg, self.wall(), timings)
+        self.last_build_time = time.monotonic() - b0
+        self.holder.swap(result.snapshot)
+        self.state = result.state
+        self.cycles += 1
+        self.last_result = result
+        for p in result.problems:
+            level = log.error if "source failed" in p.message else log.warn
+            level("{problem}", problem=str(p), source=p.where, line=p.line, dn=p.dn)
+        for p in result.debug:
+            log.debug("{problem}", problem=str(p), source=p.where, line=p.line, dn=p.dn)
+        s = result.stats
+        log.info(
+            "cycle {n}: {total} entries ({new} new, {modified} modified, {deleted} deleted, "
+            "{pending} pending delete) in {secs:.2f}s (build {build:.2f}s)",
+            n=self.cycles, total=s.total, new=s.new, modified=s.modified, deleted=s.deleted,
+            pending=s.pending_deletes, secs=time.monotonic() - t0, build=self.last_build_time)
+        if self.store is not None:
+            self.store.save(result.state.pending)
+        return result
+
+    @defer.inlineCallbacks
+    def guarded_cycle(self):  # type: ignore[no-untyped-def]
+        try:
+            yield self.cycle()
+        except Exception:  # noqa: BLE001 - a failed cycle keeps the old snapshot
+            log.failure("refresh cycle failed; still serving snapshot generation {g}",
+                        g=self.holder.current.generation)
+
+    def startService(self) -> None:
+        super().startService()
+        self._loop = task.LoopingCall(self.guarded_cycle)
+        self._loop.clock = self.reactor
+        self._loop.start(self.config.breathe_time, now=True)
+
+    def stopService(self) -> defer.Deferred | None:
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        return None
