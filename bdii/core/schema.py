@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import BdiiError
 
-__all__ = ["AttributeType", "ObjectClass", "Schema", "SchemaError", "DEFAULT_FILES"]
+__all__ = ["DEFAULT_FILES", "AttributeType", "ObjectClass", "Schema", "SchemaError"]
 
 # Package data of bdii.glue that Schema.default() loads, in this order.
 DEFAULT_FILES = ("glue13.json", "glue20.json", "bdii.json", "core.json")
@@ -107,7 +107,7 @@ class Schema:
     Build with `from_json_texts` or `default`; a built schema never changes.
     """
 
-    __slots__ = ("_attributes", "_object_classes", "_at_index", "_oc_index")
+    __slots__ = ("_at_index", "_attributes", "_object_classes", "_oc_index")
 
     def __init__(self, attributes: Iterable[AttributeType],
                  object_classes: Iterable[ObjectClass]) -> None:
@@ -258,7 +258,7 @@ def _resolve_attributes(raw: list[dict[str, Any]], problems: list[str]) -> list[
             single_value=bool(d.get("single_value")),
             operational=usage != "userApplications", usage=usage)
         if at.syntax is None:
-            problems.append(f"{d['where']}: attribute {at.name}: no SYNTAX and no SUP to take it from")
+            problems.append(f"{d['where']}: attribute {at.name}: no SYNTAX and no SUP")
         done[id(d)] = at
         return at
 

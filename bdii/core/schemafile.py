@@ -30,6 +30,7 @@ __all__ = ["SchemaSyntaxError", "parse_schema_text", "render_json"]
 _DESCR = re.compile(r"[A-Za-z][A-Za-z0-9-]*\Z")
 _NUMERICOID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+\Z")
 _NOIDLEN = re.compile(r"(?P<oid>[^{}]+)(\{[0-9]+\})?\Z")  # RFC 4512 §4.1.2 noidlen
+_BLANK_END = re.compile(r"\s*\Z")
 _TOKEN = re.compile(r"\s*(?:(?P<punct>[()$])|'(?P<quoted>[^']*)'|(?P<bare>[^\s()$']+))")
 _USAGES = {u.lower(): u for u in
            ("userApplications", "directoryOperation", "distributedOperation", "dSAOperation")}
@@ -98,13 +99,10 @@ class _Tokens:
         self.items: list[tuple[str, str, int]] = []  # (kind, value, offset)
         text = logical.text
         pos = start
-        while pos < len(text):
-            if not text[pos:].strip():
-                break
+        while not _BLANK_END.match(text, pos):
             m = _TOKEN.match(text, pos)
             if m is None:
-                stripped = len(text[pos:]) - len(text[pos:].lstrip())
-                raise logical.error(pos + stripped, "unterminated quoted string")
+                raise logical.error(text.index("'", pos), "unterminated quoted string")
             kind = m.lastgroup or "bare"
             self.items.append((kind, m.group(kind), m.start(kind)))
             pos = m.end()

@@ -39,6 +39,7 @@ UNAVAILABLE_CRITICAL_EXTENSION, NO_SUCH_OBJECT, INVALID_DN = 12, 32, 34
 INVALID_CREDENTIALS, UNWILLING = 49, 53
 
 BATCH_BYTES = 64 * 1024
+MAX_REQUEST = 4 * 1024 * 1024  # DIRAC's 1000-ID OR filters are ~100 kB
 WHOAMI_OID = b"1.3.6.1.4.1.4203.1.11.3"
 
 
@@ -204,18 +205,24 @@ class LDAPProtocol(BaseLDAPServer):
 
     def dataReceived(self, data: bytes) -> None:
         self.buffer += data
-        while self.connected:
+        while self.connected and self.buffer:
+            size = _message_size(self.buffer)
+            if size is None:
+                return  # the outer length is not complete yet
+            if size < 0 or size > MAX_REQUEST:
+                self._drop("malformed or oversized request")
+                return
+            if len(self.buffer) < size:
+                return
+            frame, self.buffer = self.buffer[:size], self.buffer[size:]
             try:
-                msg, used = pureber.berDecodeObject(self.berdecoder, self.buffer)
-            except pureber.BERExceptionInsufficientData:
-                return
+                # The frame is complete: "insufficient data" now means junk.
+                msg, used = pureber.berDecodeObject(self.berdecoder, frame)
             except Exception as exc:  # noqa: BLE001 - any decoding failure
-                self._drop(f"undecodable request ({type(exc).__name__}: {exc})")
+                self._drop(f"undecodable request ({type(exc).__name__})")
                 return
-            self.buffer = self.buffer[used:]
-            if msg is None:
-                return
-            if not isinstance(msg, pureldap.LDAPMessage) or not isinstance(msg.value, pureldap.LDAPProtocolRequest):
+            if used != size or not isinstance(msg, pureldap.LDAPMessage) \
+                    or not isinstance(msg.value, pureldap.LDAPProtocolRequest):
                 self._drop("not an LDAP request")
                 return
             try:
@@ -437,6 +444,24 @@ def _root_dse_matches(flt: F.Filter) -> bool:
         return True
     return isinstance(flt, F.Equality) and flt.attr.lower() == "objectclass" and \
         flt.value.lower() in ("top", "openldaprootdse", "*")
+
+
+def _message_size(buf: bytes) -> int | None:
+    """Total size of the BER TLV at the start of `buf`; None if the header
+    is incomplete, -1 if it cannot be an LDAPMessage (X.690 8.1)."""
+    if buf[0] != 0x30:
+        return -1
+    if len(buf) < 2:
+        return None
+    first = buf[1]
+    if first < 0x80:
+        return 2 + first
+    n = first & 0x7F
+    if n == 0 or n > 4:
+        return -1
+    if len(buf) < 2 + n:
+        return None
+    return 2 + n + int.from_bytes(buf[2:2 + n], "big")
 
 
 class LDAPServerFactory(Factory):
