@@ -215,7 +215,7 @@ def test_loop_refreshes_every_breathe_time_and_survives_a_failed_cycle(tmp_path)
     fail = [False]
 
     def run(fn, *args):  # type: ignore[no-untyped-def]
-        if fail[0] and fn.__name__ == "build":
+        if fail[0] and fn.__name__ == "build_quietly":
             return defer.fail(RuntimeError("simulated failure in the build"))
         return in_line(fn, *args)
 

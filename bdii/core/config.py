@@ -110,13 +110,12 @@ class Config:
                 kwargs[attr] = _convert(kind, value, base)
             except ValueError as exc:
                 problems.append(f"{where(key)}: {key}={value!r}: {exc}")
-        cfg = None
-        if not problems:
-            cfg = replace(cls(), **kwargs)  # type: ignore[arg-type]
-            problems.extend(cfg._check(where_of={k: where(k) for k in values}))
+        # Range checks run on every value that converted (the others keep
+        # their valid defaults), so that one error lists all the problems.
+        cfg = replace(cls(), **kwargs)  # type: ignore[arg-type]
+        problems.extend(cfg._check(where_of={k: where(k) for k in values}))
         if problems:
             raise ConfigError(problems)
-        assert cfg is not None
         return replace(cfg, notices=tuple(notices))
 
     def _check(self, where_of: Mapping[str, str]) -> list[str]:

@@ -27,12 +27,20 @@ AVA = tuple[str, str]  # (attribute type as written, value)
 RDN = tuple[AVA, ...]
 
 
+_GOOD_TYPES: set[str] = set()
+
+
 def _check_type(attr: str, text: str) -> str:
+    if attr in _GOOD_TYPES:
+        return attr
+    raw = attr
     attr = attr.strip()
     if attr[:4].lower() == "oid.":  # RFC 2253 allowed an "OID." prefix
         attr = attr[4:]
     if not _DESCR.match(attr):
         raise DNError(f"invalid attribute type {attr!r} in DN {text!r}")
+    if raw == attr and len(_GOOD_TYPES) < 10_000:
+        _GOOD_TYPES.add(attr)
     return attr
 
 
@@ -97,8 +105,16 @@ def _parse_value(text: str, i: int, whole: str) -> tuple[str, int]:
 
 def _parse(text: str) -> tuple[RDN, ...]:
     s = text.strip()
+    if s.endswith("\\") and (len(s) - len(s.rstrip("\\"))) % 2:
+        # An escaped trailing space (`cn=a\ `) belongs to the value.
+        s = text.lstrip()[: len(s) + 1]
     if not s:
         return ()
+    if not s.isascii():
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate: not text at all
+            raise DNError(f"DN is not valid Unicode text: {text!r}") from exc
     if "\\" not in s and '"' not in s and "+" not in s and ";" not in s:
         # Fast path: the overwhelming majority of GLUE DNs need no unescaping.
         rdns = []
@@ -131,9 +147,12 @@ def _parse(text: str) -> tuple[RDN, ...]:
     return tuple(rdns_l)
 
 
+_NEEDS_ESCAPE = re.compile(r'[,+"\\<>;=\x00]|^[ #]| $')
+
+
 def escape_value(value: str) -> str:
     """Render a value for a DN string (RFC 4514 section 2.4)."""
-    if not value:
+    if not value or not _NEEDS_ESCAPE.search(value):
         return value
     out = []
     for ch in value:
@@ -158,6 +177,30 @@ def _render(rdns: tuple[RDN, ...]) -> str:
     )
 
 
+# RDNs near the root repeat in every DN of a tree (`o=glue`,
+# `GLUE2GroupID=grid`, a site's name...): their parsed form and key are
+# computed once and the same tuples shared by every DN (time and memory).
+_RDN_CACHE: dict[RDN, tuple[RDN, tuple]] = {}
+_RDN_CACHE_MAX = 500_000
+
+
+def _shared(rdns: tuple[RDN, ...]) -> tuple[tuple[RDN, ...], tuple]:
+    cache = _RDN_CACHE
+    out_rdns = []
+    out_key = []
+    for i, r in enumerate(rdns):
+        hit = cache.get(r) if i else None
+        if hit is None and not i:
+            hit = (r, _rdn_key(r))  # the leaf is unique: not worth caching
+        elif hit is None:
+            if len(cache) >= _RDN_CACHE_MAX:
+                cache.clear()
+            hit = cache[r] = (r, _rdn_key(r))
+        out_rdns.append(hit[0])
+        out_key.append(hit[1])
+    return tuple(out_rdns), tuple(out_key)
+
+
 def _rdn_key(rdn: RDN) -> tuple:
     return tuple(sorted(ava_key(a, v) for a, v in rdn))
 
@@ -173,20 +216,15 @@ class DN:
     key: tuple = field(repr=False)
     text: str = field(default="", repr=False)
 
-    def __post_init__(self) -> None:
-        if not self.text and self.rdns:
-            object.__setattr__(self, "text", _render(self.rdns))
 
     @classmethod
     def parse(cls, text: str) -> DN:
         """Parse RFC 4514 text; raise `DNError` with the reason otherwise."""
-        rdns = _parse(text)
-        return cls(rdns, tuple(_rdn_key(r) for r in rdns))
+        return cls(*_shared(_parse(text)))
 
     @classmethod
     def from_rdns(cls, rdns: Iterable[RDN]) -> DN:
-        rdns = tuple(rdns)
-        return cls(rdns, tuple(_rdn_key(r) for r in rdns))
+        return cls(*_shared(tuple(rdns)))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, DN) and self.key == other.key
@@ -204,6 +242,10 @@ class DN:
         return bool(self.rdns)
 
     def __str__(self) -> str:
+        # Rendered on first use only: most DNs built while merging are
+        # never shown to a client.
+        if not self.text and self.rdns:
+            object.__setattr__(self, "text", _render(self.rdns))
         return self.text
 
     @property

@@ -57,7 +57,9 @@ class Entry:
         return Entry(self.dn, attrs)
 
     def same_content(self, other: Entry) -> bool:
-        return self.attrs == other.attrs and str(self.dn) == str(other.dn)
+        # The DN as written counts too: a DN that changes only in case
+        # (GLUE 1.3) is republished under its new spelling.
+        return self.attrs == other.attrs and self.dn.rdns == other.dn.rdns
 
     def items(self) -> Iterator[tuple[str, Values]]:
         """(name, values) in a stable order: objectClass first, as slapd shows."""

@@ -11,12 +11,14 @@ lower-cases everything and compares integers as strings.
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .matching import EQUALITY, Matcher, matcher
+from .schema import Schema
 
 Tri = bool | None  # True, False or Undefined
 
@@ -275,6 +277,8 @@ def _equality(m: Matcher, norm: Callable[[str], Any] | None, value: str, view: V
         return Compiled(_never, _empty)
     key, values = m.key, view.values
     dn_avas = view.dn_avas
+    if key == "objectclass" and norm is m.equality and not dn_attrs:
+        return _object_class_equality(_with_subclasses(target), norm, view)
 
     def eq(i: int) -> Tri:
         for v in values(i, key):
@@ -286,7 +290,9 @@ def _equality(m: Matcher, norm: Callable[[str], Any] | None, value: str, view: V
                     return True
         return False
 
-    if not dn_attrs and view.is_indexed(key):
+    # The index holds values prepared with the attribute's own EQUALITY rule;
+    # an extensible match naming another rule must scan.
+    if not dn_attrs and norm is m.equality and view.is_indexed(key):
 
         def cands() -> list[int] | None:
             hit = view.lookup(key, target)
@@ -294,6 +300,51 @@ def _equality(m: Matcher, norm: Callable[[str], Any] | None, value: str, view: V
 
         return Compiled(eq, cands)
     return Compiled(eq, _none)
+
+
+@functools.lru_cache(maxsize=1024)
+def _with_subclasses(oid: Any) -> frozenset[Any]:
+    """A class (as `_object_class` normalises it) and every class derived from it."""
+    schema = Schema.default()
+    out = {oid}
+    grown = True
+    while grown:
+        grown = False
+        for oc in schema.object_classes:
+            if oc.oid in out:
+                continue
+            # RFC 4512 section 2.4.1: a class without SUP derives from top.
+            sups = (schema.object_class(s) for s in oc.sup or ("top",))
+            if any(s is not None and s.oid in out for s in sups):
+                out.add(oc.oid)
+                grown = True
+    return frozenset(out)
+
+
+def _object_class_equality(targets: frozenset[Any], norm: Callable[[str], Any], view: View) -> Compiled:
+    """slapd matches objectClass with objectSubClassMatch: `(objectClass=GlueTop)`
+    also takes an entry that lists only GlueCETop, a subclass of GlueTop."""
+    values = view.values
+    memo: dict[str, bool] = {}  # the same few spellings repeat in every entry
+
+    def eq(i: int) -> Tri:
+        for v in values(i, "objectclass"):
+            hit = memo.get(v)
+            if hit is None:
+                hit = memo[v] = norm(v) in targets
+            if hit:
+                return True
+        return False
+
+    def cands() -> list[int] | None:
+        lists = []
+        for t in targets:
+            hit = view.lookup("objectclass", t)
+            if hit:
+                lists.append(list(hit))
+        return _union(lists)
+
+    return Compiled(eq, cands if view.is_indexed("objectclass") else _none)
 
 
 def _extensible(f: Extensible, view: View) -> Compiled:

@@ -21,6 +21,7 @@ from .errors import Problem
 _SAFE = re.compile(r"[\x01-\x09\x0b\x0c\x0e-\x1f\x21-\x39\x3b\x3d-\x7f][\x01-\x09\x0b\x0c\x0e-\x7f]*\Z")
 _ATTR = re.compile(r"[A-Za-z0-9][A-Za-z0-9.;-]*\Z")
 MODIFY_OPS = ("add", "delete", "replace")
+_GOOD_NAMES: set[str] = set()  # attribute names already checked (a cache)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,7 @@ class _Skip(Exception):
         self.line = line
 
 
-def _logical_lines(lines: list[str], start: int, end: int) -> list[tuple[int, str]]:
+def _logical_lines(lines: list[str], start: int, end: int, offset: int = 0) -> list[tuple[int, str]]:
     """Unfold continuation lines (RFC 2849 note 2) and drop comments."""
     out: list[tuple[int, str]] = []
     in_comment = False
@@ -77,7 +78,7 @@ def _logical_lines(lines: list[str], start: int, end: int) -> list[tuple[int, st
             if in_comment:
                 continue
             if not out:
-                raise _Skip("continuation line with nothing to continue", i + 1)
+                raise _Skip("continuation line with nothing to continue", i + 1 + offset)
             n, prev = out[-1]
             out[-1] = (n, prev + line[1:])
             continue
@@ -85,7 +86,7 @@ def _logical_lines(lines: list[str], start: int, end: int) -> list[tuple[int, st
             in_comment = True
             continue
         in_comment = False
-        out.append((i + 1, line))
+        out.append((i + 1 + offset, line))
     return out
 
 
@@ -94,9 +95,13 @@ def _split_line(lineno: int, line: str) -> tuple[str, str]:
     colon = line.find(":")
     if colon <= 0:
         raise _Skip(f"not an 'attribute: value' line: {line[:60]!r}", lineno)
-    attr = line[:colon].strip()
-    if not _ATTR.match(attr):
-        raise _Skip(f"invalid attribute name {attr[:60]!r}", lineno)
+    attr = line[:colon]
+    if attr not in _GOOD_NAMES:
+        attr = attr.strip()
+        if not _ATTR.match(attr):
+            raise _Skip(f"invalid attribute name {attr[:60]!r}", lineno)
+        if len(_GOOD_NAMES) < 100_000:
+            _GOOD_NAMES.add(attr)
     rest = line[colon + 1 :]
     if rest[:1] == ":":
         raw = rest[1:].strip()
@@ -112,7 +117,7 @@ def _split_line(lineno: int, line: str) -> tuple[str, str]:
         raise _Skip(
             f"URL values (':<') are not supported: {attr} must be given inline", lineno
         )
-    return attr, rest.lstrip(" ")
+    return attr, rest[1:] if rest[:1] == " " and rest[1:2] != " " else rest.lstrip(" ")
 
 
 _SEP = "-"  # the line that ends one modification of a modify record
@@ -177,41 +182,118 @@ def _looks_binary(data: bytes) -> bool:
 
 
 def parse_ldif(data: bytes | str, source: str) -> ParseResult:
-    """Parse a whole LDIF stream; junk records are reported, not fatal."""
+    """Parse a whole LDIF stream; junk records are reported, not fatal.
+
+    Records are cut at empty lines without splitting the whole text into
+    lines; the common record (plain `attr: value` lines, folded or not) is
+    read by a fast path, anything unusual by the careful line parser, which
+    names the exact line of a problem.
+    """
     if isinstance(data, bytes):
         if _looks_binary(data):
             return ParseResult((), (Problem(source, "binary data, not LDIF: file ignored", 1),))
-        text = data.decode("utf-8", errors="surrogateescape")
+        try:
+            text = data.decode("utf-8")
+            check = False
+        except UnicodeDecodeError:
+            text = data.decode("utf-8", errors="surrogateescape")
+            check = True  # find the records with bad bytes and skip only those
     else:
         text = data
-    lines = text.split("\n")
-    for i, ln in enumerate(lines):
-        if ln.endswith("\r"):
-            lines[i] = ln[:-1]
+        check = False
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
     records: list[Record] = []
     problems: list[Problem] = []
+    pos, n, line = 0, len(text), 1
+    while pos < n:
+        end = text.find("\n\n", pos)
+        if end < 0:
+            end = n
+        block = text[pos:end]
+        block_line = line
+        line += block.count("\n") + 2
+        pos = end + 2
+        lead = len(block) - len(block.lstrip("\n"))
+        if lead:
+            block = block[lead:]
+            block_line += lead
+        if not block:
+            continue
+        rec = None if check else _fast_record(block, block_line)
+        if rec is not None:
+            records.append(rec)
+        else:
+            _parse_lines(block.split("\n"), block_line, source, records, problems, check)
+    return ParseResult(tuple(records), tuple(problems))
+
+
+def _fast_record(block: str, lineno: int) -> EntryRecord | None:
+    """The common case in one pass; None means "let the careful parser decide"."""
+    if block[0] == "#" or "\n#" in block or "\n-" in block:
+        return None
+    if "\n " in block:
+        block = block.replace("\n ", "")  # unfold (RFC 2849 note 2)
+    lines = block.split("\n")
+    first = lines[0]
+    if first[:3].lower() != "dn:" or first[3:4] == "<":
+        return None
+    if first[3:4] == ":":
+        try:
+            dn = base64.b64decode(first[4:].strip(), validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            return None
+    else:
+        dn = first[3:].lstrip(" ")
+    pairs = []
+    good = _GOOD_NAMES
+    for ln in lines[1:]:
+        attr, sep, value = ln.partition(":")
+        if not sep or attr not in good:
+            return None
+        if value[:1] == " ":
+            value = value[1:] if value[1:2] != " " else value.lstrip(" ")
+        elif value[:1] == ":":
+            try:
+                value = base64.b64decode(value[1:].strip(), validate=True).decode("utf-8")
+            except (binascii.Error, ValueError):
+                return None
+        elif value[:1] == "<":
+            return None
+        pairs.append((attr, value))
+    if pairs and pairs[0][0].lower() == "changetype":
+        return None
+    return EntryRecord(dn, tuple(pairs), lineno)
+
+
+def _parse_lines(lines: list[str], first_line: int, source: str, records: list[Record],
+                 problems: list[Problem], check: bool) -> None:
+    """The careful parser: one or more records in `lines`, problems by line."""
     start = 0
     n = len(lines)
+    offset = first_line - 1
     while start < n:
         while start < n and lines[start].strip() == "":
             start += 1
         if start >= n:
             break
         end = start
-        while end < n and lines[end].strip() != "":
+        # RFC 2849: only an empty line ends a record; a line of spaces is a
+        # continuation (a folded run of spaces), not a separator.
+        while end < n and (lines[end][:1] == " " or lines[end].strip() != ""):
             end += 1
         try:
-            logical = _logical_lines(lines, start, end)
+            logical = _logical_lines(lines, start, end, offset)
             if logical and logical[0][1].lower().startswith("version:") and not records:
                 # RFC 2849: an optional "version: 1" precedes the first record.
                 logical = logical[1:]
             if logical:
-                _check_text(logical)
+                if check:
+                    _check_text(logical)
                 records.append(_record(logical))
         except _Skip as skip:
             problems.append(Problem(source, f"record skipped: {skip}", skip.line))
         start = end
-    return ParseResult(tuple(records), tuple(problems))
 
 
 def _check_text(logical: list[tuple[int, str]]) -> None:

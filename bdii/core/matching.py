@@ -27,8 +27,9 @@ Norm = Callable[[str], Any]  # returns a comparable value, or None if invalid
 
 def _space(value: str) -> str:
     # RFC 4518 section 2.6.1: leading/trailing spaces removed, runs of
-    # inner spaces compared as one.
-    if "  " in value or value[:1] == " " or value[-1:] == " " or "\t" in value:
+    # inner spaces compared as one; section 2.2: tab, CR, LF and the other
+    # separators map to space (all of them are non-printable for Python).
+    if "  " in value or value[:1] == " " or value[-1:] == " " or not value.isprintable():
         return " ".join(value.split())
     return value
 
@@ -41,10 +42,18 @@ def case_exact(value: str) -> str:
     return _space(value)
 
 
+_INTEGER = re.compile(r"[-+]?[0-9]+")
+
+
 def integer(value: str) -> int | None:
+    # RFC 4517 section 3.3.16: ASCII digits only; int() alone would also
+    # take "1_000" and non-ASCII digits such as "٣".
+    v = value.strip()
+    if not _INTEGER.fullmatch(v):
+        return None
     try:
-        return int(value.strip())
-    except ValueError:
+        return int(v)
+    except ValueError:  # more digits than int() converts
         return None
 
 
@@ -76,14 +85,18 @@ def generalized_time(value: str) -> datetime | None:
         t = datetime(int(y), int(mo), int(d), int(h), int(mi or 0), int(s or 0))
     except ValueError:
         return None
-    if frac:
-        t += timedelta(seconds=float("0." + frac))
-    if tz and tz != "Z":
-        sign = 1 if tz[0] == "+" else -1
-        t -= sign * timedelta(hours=int(tz[1:3]), minutes=int(tz[3:5] or 0))
+    try:
+        if frac:
+            t += timedelta(seconds=float("0." + frac))
+        if tz and tz != "Z":
+            sign = 1 if tz[0] == "+" else -1
+            t -= sign * timedelta(hours=int(tz[1:3]), minutes=int(tz[3:5] or 0))
+    except OverflowError:  # e.g. 99991231235959-2359 is past year 9999 in UTC
+        return None
     return t.replace(tzinfo=timezone.utc)
 
 
+@functools.lru_cache(maxsize=4096)
 def _object_class(value: str) -> str:
     # objectIdentifierMatch: names and OIDs of the same class are equal.
     name = value.strip()

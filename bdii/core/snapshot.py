@@ -63,22 +63,15 @@ class Snapshot:
         self._modified = tuple(modified)
         self._pos: dict[tuple, int] = {e.dn.key: i for i, e in enumerate(self.entries)}
         n = len(self.entries)
-        parent = [-1] * n
-        end = list(range(1, n + 1))
+        pos = self._pos
+        parent = [pos.get(e.dn.key[1:], -1) if len(e.dn.key) > 1 else -1 for e in self.entries]
         children: dict[int, list[int]] = {}
-        stack: list[int] = []
-        for i, e in enumerate(self.entries):
-            k = e.dn.key
-            while stack and not _is_prefix(self.entries[stack[-1]].dn.key, k):
-                stack.pop()
-            if stack:
-                p = stack[-1]
-                if len(self.entries[p].dn.key) == len(k) - 1:
-                    parent[i] = p
-                    children.setdefault(p, []).append(i)
-            stack.append(i)
-        # Subtree ends, computed leaf-up: a node's run ends where the last
-        # descendant's run ends.
+        for i, p in enumerate(parent):
+            if p >= 0:
+                children.setdefault(p, []).append(i)
+        # Subtree ends, leaf-up: in suffix-first DN order a subtree is one
+        # contiguous run, ending where its last descendant's run ends.
+        end = list(range(1, n + 1))
         for i in range(n - 1, -1, -1):
             p = parent[i]
             if p >= 0 and end[i] > end[p]:
@@ -87,20 +80,25 @@ class Snapshot:
         self._parent = parent
         self._children = children
         index: dict[str, dict[Any, list[int]]] = {}
+        plan: dict[str, Any] = {}  # attribute key -> its EQUALITY function, or None
         for i, e in enumerate(self.entries):
             for key, (_name, values) in e.attrs.items():
-                if not is_indexed(key):
-                    continue
-                norm = matcher(key).equality
+                norm = plan.get(key, False)
+                if norm is False:
+                    norm = plan[key] = matcher(key).equality if is_indexed(key) else None
                 if norm is None:
                     continue
-                slot = index.setdefault(key, {})
+                slot = index.get(key)
+                if slot is None:
+                    slot = index[key] = {}
                 for v in values:
                     nv = norm(v)
                     if nv is None:
                         continue
-                    lst = slot.setdefault(nv, [])
-                    if not lst or lst[-1] != i:
+                    lst = slot.get(nv)
+                    if lst is None:
+                        slot[nv] = [i]
+                    elif lst[-1] != i:
                         lst.append(i)
         self._index = index
         self._encoded: dict[int, bytes] = {}
@@ -222,11 +220,6 @@ class Snapshot:
     def remember_encoded(self, i: int, data: bytes) -> None:
         """Cache the wire form of a full entry; valid for this snapshot's life."""
         self._encoded[i] = data
-
-
-def _is_prefix(parent_key: tuple, key: tuple) -> bool:
-    n = len(parent_key)
-    return n < len(key) and key[-n:] == parent_key
 
 
 def gtime(t: float) -> str:

@@ -8,6 +8,7 @@ stop at the first uncaught failure).
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,19 @@ from bdii.service.store import StateStore
 log = Logger()
 
 Runner = Callable[..., defer.Deferred]
+
+
+def build_quietly(*args: Any) -> Any:
+    """`build` with the cyclic GC paused: a build allocates millions of
+    long-lived objects, and the collections that would trigger meanwhile
+    each walk the whole heap while holding the GIL (measured: 2.5x slower
+    builds and long reactor stalls). Entries hold no reference cycles, so
+    nothing is lost by collecting later."""
+    gc.disable()
+    try:
+        return build(*args)
+    finally:
+        gc.enable()
 
 
 def in_thread(reactor: Any) -> Runner:
@@ -80,9 +94,13 @@ class Updater(Service):
             "db_update": self.last_build_time,
         }
         b0 = time.monotonic()
-        result: BuildResult = yield self.run(build, results, self.state, cfg, self.wall(), timings)
+        result: BuildResult = yield self.run(build_quietly, results, self.state, cfg, self.wall(), timings)
         self.last_build_time = time.monotonic() - b0
         self.holder.swap(result.snapshot)
+        # The snapshot lives until the next swap: keep the collector from
+        # walking its millions of objects again (they are freed by
+        # reference counting when the next snapshot replaces this one).
+        gc.freeze()
         self.state = result.state
         self.cycles += 1
         self.last_result = result
