@@ -1,0 +1,87 @@
+"""`bdii serve` as a user starts it: a real process on the embedded default configuration."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bdii.core.config import Config
+from bdii.service.app import endpoint_string
+from support import ROOT, ldapsearch, parse_ldapsearch
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_line(proc: subprocess.Popen, needle: str, timeout: float = 60) -> list[str]:
+    """Read the process's stderr until a line contains `needle` (no sleeping)."""
+    seen: list[str] = []
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stderr, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not sel.select(timeout=deadline - time.monotonic()):
+            break
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        if needle in line:
+            return seen
+    raise AssertionError(f"{needle!r} not seen; stderr was:\n{''.join(seen)}")
+
+
+def test_serve_on_the_default_configuration(tmp_path: Path) -> None:
+    """`bdii serve` lays out its demo state, serves GLUE 1.3 and 2.0, and stops cleanly on SIGTERM."""
+    port = _free_port()
+    env = dict(os.environ, BDII_STATE_DIR=str(tmp_path / "state"))
+    proc = subprocess.Popen([sys.executable, "-m", "bdii.cli", "serve", "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_line(proc, "cycle 1:")
+        url = f"ldap://127.0.0.1:{port}"
+        glue2 = ldapsearch(url, "-b", "o=glue", "(objectClass=GLUE2Endpoint)", "GLUE2EndpointURL")
+        glue13 = ldapsearch(url, "-b", "mds-vo-name=resource,o=grid", "(objectClass=GlueSite)", "GlueSiteName")
+        stats = ldapsearch(url, "-b", "o=infosys", "(objectClass=UpdateStats)", "TotalEntries", "modifyTimestamp")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=30)
+        proc.stderr.close()
+    assert rc == 0
+    assert len(parse_ldapsearch(glue2.stdout)) >= 2
+    assert len(parse_ldapsearch(glue13.stdout)) == 1
+    (stat_entry,) = parse_ldapsearch(stats.stdout).values()
+    assert int(stat_entry["TotalEntries"][0]) > 50
+    state = tmp_path / "state"
+    assert (state / "bdii.conf").is_file() and (state / "ldif" / "default.ldif").is_file()
+    assert os.access(state / "provider" / "bdii-demo-provider", os.X_OK)
+
+
+def test_port_in_use_is_one_clear_error(tmp_path: Path) -> None:
+    """A taken port gives one line naming the endpoint and a non-zero exit, not a traceback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        env = dict(os.environ, BDII_STATE_DIR=str(tmp_path / "state"))
+        proc = subprocess.run([sys.executable, "-m", "bdii.cli", "serve", "--port", str(port)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert f"bdii: cannot listen on tcp:port={port}:interface=127.0.0.1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_ipv6_support_listens_on_both_families() -> None:
+    """BDII_IPV6_SUPPORT=yes with the default address listens on `::`; an explicit address is kept."""
+    assert endpoint_string(Config(ipv6=True)).startswith("tcp6:port=2170:interface=\\:\\:")
+    assert endpoint_string(Config(bind_address="127.0.0.1")).startswith("tcp:port=2170:interface=127.0.0.1")
+    assert endpoint_string(Config(bind_address="::1")).startswith("tcp6:port=2170:interface=\\:\\:1")
