@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import socket
-import struct
 
 import ldap3
 import pytest
 import pytest_twisted
-from ldaptor.protocols import pureldap
-from twisted.internet import defer, protocol, reactor
+from twisted.internet import reactor
 
-from bdii.service.ldapserver import LDAPProtocol
+from bdii.service.ldapserver import SnapshotHolder
 
 from support import SKELETON, in_thread, ldap3_search, ldapsearch, parse_ldapsearch, snapshot_from_ldif
 
@@ -322,9 +320,27 @@ def test_search_in_flight_finishes_on_its_snapshot(serve):  # type: ignore[no-un
         f"\ndn: GLUE2ServiceID=s{i},GLUE2GroupID=resource,o=glue\nobjectClass: GLUE2Service\n"
         f"GLUE2ServiceID: s{i}\nGLUE2ServiceDescription: {'x' * 500}\n" for i in range(2000))
     srv = serve(snapshot_from_ldif(big))
+    replacement = snapshot_from_ldif(SKELETON)
+
+    class SwapOnFirstRead(SnapshotHolder):
+        """Swaps to `replacement` just after the first search takes its snapshot."""
+
+        def __init__(self, snap):  # type: ignore[no-untyped-def]
+            self.snap = snap
+            self.call = None
+
+        @property
+        def current(self):  # type: ignore[no-untyped-def]
+            snap = self.snap
+            if self.call is None:
+                self.call = reactor.callLater(0, self.swap, replacement)
+            return snap
+
+        def swap(self, snapshot):  # type: ignore[no-untyped-def]
+            self.snap = snapshot
+
+    srv.factory.holder = SwapOnFirstRead(srv.holder.current)
     d = in_thread(ldap3_search, srv.url, "o=glue", "(objectClass=GLUE2Service)", attributes=["GLUE2ServiceID"])
-    # Swap as soon as the reactor gets a turn: the search is being streamed.
-    reactor.callLater(0.01, srv.holder.swap, snapshot_from_ldif(SKELETON))
     result, entries = yield d
     assert result["result"] == 0
     assert len(entries) == 2000

@@ -182,16 +182,26 @@ def _looks_binary(data: bytes) -> bool:
 
 
 def parse_ldif(data: bytes | str, source: str) -> ParseResult:
-    """Parse a whole LDIF stream; junk records are reported, not fatal.
+    """Parse a whole LDIF stream; junk records are reported, not fatal."""
+    problems: list[Problem] = []
+    records = tuple(iter_ldif(data, source, problems))
+    return ParseResult(records, tuple(problems))
+
+
+def iter_ldif(data: bytes | str, source: str, problems: list[Problem]) -> Iterator[Record]:
+    """Records one at a time (problems appended to `problems`).
 
     Records are cut at empty lines without splitting the whole text into
     lines; the common record (plain `attr: value` lines, folded or not) is
     read by a fast path, anything unusual by the careful line parser, which
-    names the exact line of a problem.
+    names the exact line of a problem. Yielding record by record lets a
+    caller turn each into an entry and drop it, instead of holding two
+    copies of a 100 MB tree at once.
     """
     if isinstance(data, bytes):
         if _looks_binary(data):
-            return ParseResult((), (Problem(source, "binary data, not LDIF: file ignored", 1),))
+            problems.append(Problem(source, "binary data, not LDIF: file ignored", 1))
+            return
         try:
             text = data.decode("utf-8")
             check = False
@@ -203,8 +213,7 @@ def parse_ldif(data: bytes | str, source: str) -> ParseResult:
         check = False
     if "\r" in text:
         text = text.replace("\r\n", "\n")
-    records: list[Record] = []
-    problems: list[Problem] = []
+    first = True
     pos, n, line = 0, len(text), 1
     while pos < n:
         end = text.find("\n\n", pos)
@@ -222,10 +231,14 @@ def parse_ldif(data: bytes | str, source: str) -> ParseResult:
             continue
         rec = None if check else _fast_record(block, block_line)
         if rec is not None:
-            records.append(rec)
+            first = False
+            yield rec
         else:
-            _parse_lines(block.split("\n"), block_line, source, records, problems, check)
-    return ParseResult(tuple(records), tuple(problems))
+            out: list[Record] = []
+            _parse_lines(block.split("\n"), block_line, source, out, problems, check, first)
+            if out:
+                first = False
+            yield from out
 
 
 def _fast_record(block: str, lineno: int) -> EntryRecord | None:
@@ -267,7 +280,7 @@ def _fast_record(block: str, lineno: int) -> EntryRecord | None:
 
 
 def _parse_lines(lines: list[str], first_line: int, source: str, records: list[Record],
-                 problems: list[Problem], check: bool) -> None:
+                 problems: list[Problem], check: bool, first: bool = True) -> None:
     """The careful parser: one or more records in `lines`, problems by line."""
     start = 0
     n = len(lines)
@@ -284,7 +297,7 @@ def _parse_lines(lines: list[str], first_line: int, source: str, records: list[R
             end += 1
         try:
             logical = _logical_lines(lines, start, end, offset)
-            if logical and logical[0][1].lower().startswith("version:") and not records:
+            if logical and logical[0][1].lower().startswith("version:") and first and not records:
                 # RFC 2849: an optional "version: 1" precedes the first record.
                 logical = logical[1:]
             if logical:

@@ -42,12 +42,13 @@ def case_exact(value: str) -> str:
     return _space(value)
 
 
-_INTEGER = re.compile(r"[-+]?[0-9]+")
+_INTEGER = re.compile(r"0|-?[1-9][0-9]*")
 
 
 def integer(value: str) -> int | None:
-    # RFC 4517 section 3.3.16: ASCII digits only; int() alone would also
-    # take "1_000" and non-ASCII digits such as "٣".
+    # RFC 4517 section 3.3.16: ASCII digits, no sign but '-', no leading
+    # zero (slapd finds nothing for `(GlueCEStateRunningJobs=010)`); int()
+    # alone would also take "+5", "010", "1_000" and digits such as "٣".
     v = value.strip()
     if not _INTEGER.fullmatch(v):
         return None

@@ -24,7 +24,7 @@ from .dn import DN
 from .entry import Entry
 from .errors import DNError, Problem
 from .infosys import SourceStatus, UpdateStats, infosys_entries
-from .ldif import ChangeRecord, EntryRecord, parse_ldif
+from .ldif import ChangeRecord, EntryRecord, iter_ldif, parse_ldif
 from .snapshot import Snapshot, Timestamps, gtime
 
 KINDS = ("ldif", "provider", "plugin")
@@ -218,10 +218,8 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
 
 def _gather(name: str, data: bytes, merged: dict[DN, Entry], problems: list[Problem],
             debug: list[Problem]) -> int:
-    parsed = parse_ldif(data, name)
-    problems.extend(parsed.problems)
     count = 0
-    for record in parsed.records:
+    for record in iter_ldif(data, name, problems):
         if isinstance(record, ChangeRecord):
             problems.append(Problem(name, "change records belong in plugins; record skipped",
                                     record.line, record.dn))

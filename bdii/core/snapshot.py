@@ -56,11 +56,11 @@ class Snapshot:
     def __init__(self, entries: Sequence[Entry], created: Sequence[str], modified: Sequence[str],
                  generation: int, built_at: float) -> None:
         """Use `Snapshot.build`; this takes entries already in `sort_key` order."""
-        self.entries = tuple(entries)
+        self.entries = list(entries)  # a list only so that `release` can empty it in steps
         self.generation = generation
         self.built_at = built_at
-        self._created = tuple(created)
-        self._modified = tuple(modified)
+        self._created = list(created)
+        self._modified = list(modified)
         self._pos: dict[tuple, int] = {e.dn.key: i for i, e in enumerate(self.entries)}
         n = len(self.entries)
         pos = self._pos
@@ -106,7 +106,31 @@ class Snapshot:
     @classmethod
     def build(cls, entries: Mapping[DN, Entry], times: Mapping[DN, Timestamps],
               generation: int = 0, now: float | None = None) -> Snapshot:
-        order = sorted(entries, key=lambda dn: dn.sort_key)
+        """Order the entries suffix-first, depth-first, and index them.
+
+        The order is built by sorting each entry's children separately,
+        not by one global sort: many small sorts let the reactor thread
+        take the GIL in between, where one sort of 100k keys would stall it.
+        An entry whose parent is missing is placed as a root.
+        """
+        keys = {dn.key for dn in entries}
+        by_parent: dict[tuple, list[DN]] = {}
+        roots: list[DN] = []
+        for dn in entries:
+            if len(dn.key) > 1 and dn.key[1:] in keys:
+                by_parent.setdefault(dn.key[1:], []).append(dn)
+            else:
+                roots.append(dn)
+        roots.sort(key=lambda d: d.sort_key)
+        order: list[DN] = []
+        stack = roots[::-1]
+        while stack:
+            dn = stack.pop()
+            order.append(dn)
+            kids = by_parent.get(dn.key)
+            if kids:
+                kids.sort(key=_leaf_key)
+                stack.extend(reversed(kids))
         now = time.time() if now is None else now
         default = Timestamps(gtime(now), gtime(now))
         ts = [times.get(dn, default) for dn in order]
@@ -214,12 +238,45 @@ class Snapshot:
             if match(i) is True:
                 yield i
 
+    def release(self) -> Iterator[None]:
+        """Take a retired snapshot apart in small steps, yielding between them.
+
+        Freeing 100k entries in one reference drop is one long C call that
+        holds the GIL (a reactor stall of a second, measured); freeing them
+        a slice at a time from a worker thread lets the reactor run between
+        slices. Only for a snapshot no search uses any more.
+        """
+        for container in (self._encoded, self._index, self._pos, self._children, self.entries,
+                          self._parent, self._end, self._created, self._modified):
+            yield from _drain(container)
+
     def encoded(self, i: int) -> bytes | None:
         return self._encoded.get(i)
 
     def remember_encoded(self, i: int, data: bytes) -> None:
         """Cache the wire form of a full entry; valid for this snapshot's life."""
         self._encoded[i] = data
+
+
+def _leaf_key(dn: DN) -> tuple:
+    return dn.key[0]
+
+
+def _drain(obj: Any) -> Iterator[None]:
+    """Empty a container (and the dicts and lists in it) a slice at a time."""
+    if isinstance(obj, dict):
+        while obj:
+            for _ in range(512):
+                if not obj:
+                    break
+                _k, v = obj.popitem()
+                if isinstance(v, (dict, list)) and len(v) > 512:
+                    yield from _drain(v)
+            yield
+    elif isinstance(obj, list):
+        while obj:
+            del obj[-512:]
+            yield
 
 
 def gtime(t: float) -> str:

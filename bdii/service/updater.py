@@ -9,6 +9,7 @@ stop at the first uncaught failure).
 from __future__ import annotations
 
 import gc
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +42,28 @@ def build_quietly(*args: Any) -> Any:
         gc.enable()
 
 
+def release_in_steps(box: list[Any]) -> None:
+    """Drop a retired snapshot and state a slice at a time (see Snapshot.release).
+
+    If a search still streams from the snapshot, it is left alone and goes
+    when that search ends.
+    """
+    snap, state = box
+    box.clear()
+    # References: `snap` here and getrefcount's argument.
+    if sys.getrefcount(snap) <= 2:
+        for _ in snap.release():
+            time.sleep(0)  # let the reactor thread take the GIL
+    for mapping in (state.entries, state.times):
+        if isinstance(mapping, dict):
+            while mapping:
+                for _ in range(512):
+                    if not mapping:
+                        break
+                    mapping.popitem()
+                time.sleep(0)
+
+
 def in_thread(reactor: Any) -> Runner:
     def run(fn: Callable[..., Any], *args: Any) -> defer.Deferred:
         return threads.deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
@@ -68,7 +91,7 @@ class Updater(Service):
         self.state = State(pending=store.load() if store else State().pending)
         self.last_build_time = 0.0
         self.cycles = 0
-        self.last_result: BuildResult | None = None
+        self.last_stats = None
         self._loop: task.LoopingCall | None = None
 
     @defer.inlineCallbacks
@@ -96,14 +119,17 @@ class Updater(Service):
         b0 = time.monotonic()
         result: BuildResult = yield self.run(build_quietly, results, self.state, cfg, self.wall(), timings)
         self.last_build_time = time.monotonic() - b0
+        old = [self.holder.current, self.state]
         self.holder.swap(result.snapshot)
+        self.state = result.state
         # The snapshot lives until the next swap: keep the collector from
         # walking its millions of objects again (they are freed by
         # reference counting when the next snapshot replaces this one).
         gc.freeze()
-        self.state = result.state
+        self.retire(old)
+        del old
         self.cycles += 1
-        self.last_result = result
+        self.last_stats = result.stats
         for p in result.problems:
             level = log.error if "source failed" in p.message else log.warn
             level("{problem}", problem=str(p), source=p.where, line=p.line, dn=p.dn)
@@ -118,6 +144,18 @@ class Updater(Service):
         if self.store is not None:
             self.store.save(result.state.pending)
         return result
+
+    def retire(self, old: list[Any]) -> None:
+        """Free the previous snapshot and state from a worker thread, in steps.
+
+        `old` must hold the only references the updater had; it is emptied
+        here so that the worker thread holds the last ones.
+        """
+        snap, state = old
+        old.clear()
+        self.run(release_in_steps, [snap, state]).addErrback(
+            lambda f: log.failure("releasing the previous snapshot failed", f))
+        del snap, state
 
     @defer.inlineCallbacks
     def guarded_cycle(self):  # type: ignore[no-untyped-def]
