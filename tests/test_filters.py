@@ -96,6 +96,14 @@ def _or(results: Iterable[bool | None]) -> bool | None:
     return out
 
 
+def _approx_syntax(attr: str) -> bool:
+    at = SCHEMA.attribute(attr)
+    if at is None:
+        return True  # unknown attributes compare as case-insensitive strings
+    return at.equality is not None and at.syntax in (
+        "1.3.6.1.4.1.1466.115.121.1.15", "1.3.6.1.4.1.1466.115.121.1.26", "1.3.6.1.4.1.1466.115.121.1.44")
+
+
 def oracle(entry: Entry, f: F.Filter) -> bool | None:
     """True, False or None (Undefined) for one entry, by brute force."""
     if isinstance(f, F.And):
@@ -108,6 +116,17 @@ def oracle(entry: Entry, f: F.Filter) -> bool | None:
     if isinstance(f, F.Present):
         # (objectClass=*) is every entry: clients use it as "match all".
         return SCHEMA.attribute(f.attr) is SCHEMA.attribute("objectClass") or bool(_values(entry, f.attr))
+    if isinstance(f, F.Approx) and _approx_syntax(f.attr):
+        # slapd's approxMatch for string syntaxes, less the phonetic codes:
+        # the assertion's words, case-folded, appear in order in the value.
+        want = f.value.casefold().split()
+        if not want:
+            return False
+        for v in _values(entry, f.attr):
+            words = iter(v.casefold().split())
+            if all(any(w == x for x in words) for w in want):
+                return True
+        return False
     if isinstance(f, (F.Equality, F.Approx, F.Extensible)):
         rule = f.rule if isinstance(f, F.Extensible) else None
         norm = _rule(f.attr, "equality") if rule is None else _EQUALITY_RULES.get(rule.lower())
@@ -281,11 +300,17 @@ def test_substrings_with_initial_any_and_final(services: Snapshot) -> None:
     assert search(services, f, "o=glue") == ["Svc"]  # "abcbc" yes, "abc" no
 
 
-def test_approx_falls_back_to_equality(services: Snapshot) -> None:
-    """`~=` on an attribute without an APPROX rule matches as equality does."""
-    assert search(services, F.Approx("GLUE2ServiceID", "other"), "o=glue") == \
-        search(services, F.Equality("GLUE2ServiceID", "other"), "o=glue") == ["other"]
+def test_approx_compares_words_case_insensitively(services: Snapshot) -> None:
+    """`~=` on a string attribute ignores case and matches whole words in order, as slapd's approxMatch."""
+    assert search(services, F.Approx("GLUE2ServiceID", "OTHER"), "o=glue") == ["other"]
+    assert search(services, F.Equality("GLUE2ServiceID", "OTHER"), "o=glue") == []
     assert search(services, F.Approx("GLUE2ServiceID", "sv"), "o=glue") == []
+
+
+def test_approx_on_integers_is_equality(ces: Snapshot) -> None:
+    """Integer syntax has no approximate rule: `~=` is integer equality there, as in slapd."""
+    assert search(ces, F.Approx("GlueCEStateRunningJobs", " 10 ")) == ["ce10"]
+    assert search(ces, F.Approx("GlueCEStateRunningJobs", "1")) == []
 
 
 def test_not_of_undefined_is_undefined(services: Snapshot) -> None:

@@ -150,23 +150,21 @@ def _parse(text: str) -> tuple[RDN, ...]:
 _NEEDS_ESCAPE = re.compile(r'[,+"\\<>;=\x00]|^[ #]| $')
 
 
+_HEX_ESCAPES = {c: f"\\{ord(c):02X}" for c in ',+"\\<>;=\x00'}
+
+
 def escape_value(value: str) -> str:
-    """Render a value for a DN string (RFC 4514 section 2.4)."""
+    """Render a value for a DN string (RFC 4514 section 2.4) as slapd does:
+    special characters as upper-case hex pairs (`a\\2Cb`), so DNs we
+    return are byte for byte the ones an OpenLDAP BDII returns."""
     if not value or not _NEEDS_ESCAPE.search(value):
         return value
-    out = []
-    for ch in value:
-        if ch in _SPECIAL:
-            out.append("\\" + ch)
-        elif ch == "\x00":
-            out.append("\\00")
-        else:
-            out.append(ch)
-    if value[0] in " #":
-        out[0] = "\\" + value[0]
-    if value[-1] == " " and len(value) > 0:
-        out[-1] = "\\ "
-    return "".join(out)
+    out = "".join(_HEX_ESCAPES.get(ch, ch) for ch in value)
+    if out[0] in " #":
+        out = f"\\{ord(out[0]):02X}" + out[1:]
+    if out[-1] == " ":
+        out = out[:-1] + "\\20"
+    return out
 
 
 def _render(rdns: tuple[RDN, ...]) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .matching import EQUALITY, Matcher, matcher
+from .matching import EQUALITY, Matcher, approx_match, approx_words, matcher
 from .schema import Schema
 
 Tri = bool | None  # True, False or Undefined
@@ -216,11 +216,17 @@ def compile_filter(f: Filter, view: View) -> Compiled:
             return Compiled(lambda i: True, _none)
         values = view.values
         return Compiled(lambda i: bool(values(i, key)), _none)
-    if isinstance(f, (Equality, Approx)):
-        # Approximate matching falls back to equality, as in slapd when the
-        # attribute has no APPROX rule (no GLUE attribute has one).
+    if isinstance(f, Equality):
         m = matcher(f.attr)
         return _equality(m, m.equality, f.value, view, dn_attrs=False)
+    if isinstance(f, Approx):
+        m = matcher(f.attr)
+        if not m.approx:
+            # No approximate rule for the syntax: slapd uses equality.
+            return _equality(m, m.equality, f.value, view, dn_attrs=False)
+        words = approx_words(f.value)
+        key, values = m.key, view.values
+        return Compiled(lambda i: any(approx_match(v, words) for v in values(i, key)), _none)
     if isinstance(f, (GreaterOrEqual, LessOrEqual)):
         m = matcher(f.attr)
         if m.ordering is None:

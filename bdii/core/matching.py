@@ -159,9 +159,35 @@ class Matcher:
     ordering: Norm | None
     substr: Norm | None
     known: bool
+    approx: bool = False  # string syntax: `~=` compares words, see approx_match
 
 
 _UNKNOWN = (case_ignore, case_ignore, case_ignore)
+
+# Syntaxes whose values slapd compares word by word for `~=`
+# (directoryStringApproxMatch, IA5StringApproxMatch).
+_APPROX_SYNTAXES = frozenset({"1.3.6.1.4.1.1466.115.121.1.15", "1.3.6.1.4.1.1466.115.121.1.26",
+                              "1.3.6.1.4.1.1466.115.121.1.44"})
+
+
+def approx_words(value: str) -> tuple[str, ...]:
+    return tuple(value.casefold().split())
+
+
+def approx_match(value: str, assertion: tuple[str, ...]) -> bool:
+    """slapd's approxMatch without the phonetic codes: every word of the
+    assertion appears among the value's words, in the same order, compared
+    case-insensitively. slapd also compares words by their metaphone code,
+    so it can match more ("Smyth" ~= "Smith"); no client relies on that."""
+    words = approx_words(value)
+    j = 0
+    for w in assertion:
+        while j < len(words) and words[j] != w:
+            j += 1
+        if j >= len(words):
+            return False
+        j += 1
+    return bool(assertion)
 
 
 @functools.lru_cache(maxsize=16384)
@@ -170,7 +196,7 @@ def matcher(attr: str) -> Matcher:
     at = Schema.default().attribute(attr)
     if at is None:
         eq, od, sb = _UNKNOWN
-        return Matcher(attr.lower(), attr, eq, od, sb, known=False)
+        return Matcher(attr.lower(), attr, eq, od, sb, known=False, approx=True)
     return Matcher(
         at.key,
         at.name,
@@ -178,6 +204,7 @@ def matcher(attr: str) -> Matcher:
         ORDERING.get((at.ordering or "").lower()),
         SUBSTR.get((at.substr or "").lower()),
         known=True,
+        approx=at.equality is not None and (at.syntax or "") in _APPROX_SYNTAXES,
     )
 
 
