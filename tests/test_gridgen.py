@@ -106,9 +106,8 @@ INTEGER, BOOLEAN, IA5 = ("1.3.6.1.4.1.1466.115.121.1.27", "1.3.6.1.4.1.1466.115.
 
 @pytest.fixture(scope="module")
 def schema():
-    if not all((SCHEMA_DIR / f).exists() for f in SCHEMA_FILES):
-        pytest.skip("GLUE / OpenLDAP schema files not installed "
-                    "(apt-get install glue-schema slapd)")
+    assert all((SCHEMA_DIR / f).exists() for f in SCHEMA_FILES), \
+        "GLUE / OpenLDAP schema files not installed: apt-get install glue-schema slapd"
     return _schema()
 
 
@@ -288,10 +287,10 @@ def test_cli_split_and_summary(tmp_path):
     assert joined == whole
 
 
-@pytest.mark.skipif(not shutil.which("slapadd") and not os.path.exists("/usr/sbin/slapadd"),
-                    reason="slapadd not installed")
 def test_slapadd_accepts_everything(schema, records, tmp_path):
+    """slapadd with the standard GLUE schemas loads every generated entry."""
     slapadd = shutil.which("slapadd") or "/usr/sbin/slapadd"
+    assert os.path.exists(slapadd), "slapadd not installed: apt-get install slapd"
     includes = [str(SCHEMA_DIR / f) for f in ("core.schema", "cosine.schema")]
     if os.path.exists("/etc/bdii/BDII.schema"):
         includes.append("/etc/bdii/BDII.schema")
@@ -309,6 +308,4 @@ def test_slapadd_accepts_everything(schema, records, tmp_path):
         ldif.write_text("".join(gridgen.to_ldif(r for r in records if r[0].endswith(suffix))))
         res = subprocess.run([slapadd, "-f", str(tmp_path / "slapd.conf"), "-b", suffix,
                               "-l", str(ldif)], capture_output=True, text=True)
-        if res.returncode != 0 and "moduleload" in res.stderr:
-            pytest.skip(f"slapd modules unavailable: {res.stderr.strip()}")
         assert res.returncode == 0, res.stderr

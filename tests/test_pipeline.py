@@ -363,3 +363,19 @@ def test_infosys_update_stats_entry_has_the_legacy_attributes() -> None:
     i = result.snapshot.find(stats.dn)
     assert result.snapshot.modified(i) == gtime(T0)
     assert entry(result.snapshot, "o=infosys") is not None
+
+
+def test_entries_kept_by_delayed_delete_show_unknown_state() -> None:
+    """A vanished endpoint is still served during the delay, with its health state set to unknown."""
+    skel = ("dn: o=glue\nobjectClass: organization\no: glue\n\n"
+            "dn: GLUE2GroupID=resource,o=glue\nobjectClass: GLUE2Group\nGLUE2GroupID: resource\n\n")
+    ep = ("dn: GLUE2EndpointID=ep,GLUE2GroupID=resource,o=glue\nobjectClass: GLUE2Endpoint\n"
+          "GLUE2EndpointID: ep\nGLUE2EndpointHealthState: ok\nGLUE2EndpointURL: https://h:443\n\n")
+    cfg = dataclasses.replace(Config(), delete_delay=600, hostname="h")
+    first = build([SourceResult("ldif/a.ldif", "ldif", (skel + ep).encode(), 0, 0)], State(), cfg, 1000)
+    second = build([SourceResult("ldif/a.ldif", "ldif", skel.encode(), 0, 0)], first.state, cfg, 1100)
+    snap = second.snapshot
+    kept = snap.entries[snap.find(DN.parse("GLUE2EndpointID=ep,GLUE2GroupID=resource,o=glue"))]
+    assert kept.get("GLUE2EndpointHealthState") == ("unknown",)
+    assert kept.get("GLUE2EndpointHealthStateInfo")[0].startswith("No longer published")
+    assert kept.get("GLUE2EndpointURL") == ("https://h:443",)

@@ -74,7 +74,7 @@ def infosys_entries(stats: UpdateStats, sources: Iterable[SourceStatus], now: fl
             ("objectClass", "bdiiSource"),
             ("bdiiSourceName", s.name),
             ("bdiiSourceKind", s.kind),
-            ("bdiiSourceStatus", "ok" if s.ok else ("stale" if s.stale_since else "failed")),
+            ("bdiiSourceStatus", "ok" if s.ok else ("stale" if s.stale_since is not None else "failed")),
             ("bdiiSourceEntries", str(s.entries)),
             ("bdiiSourceDurationMs", str(round(s.duration * 1000))),
             ("bdiiSourceLastAttempt", gtime(s.last_attempt)),

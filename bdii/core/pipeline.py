@@ -89,6 +89,30 @@ def _fix_mds(entry: Entry) -> Entry:
     return entry
 
 
+# State attributes of an entry kept by delayed delete: its source no longer
+# vouches for it, so brokers must not take it for healthy (values from the
+# GLUE 1.3 GlueServiceStatus and GLUE 2.0 EndpointHealthState enumerations).
+UNKNOWN_STATE = {
+    "GLUE2EndpointHealthState": "unknown",
+    "GlueServiceStatus": "Unknown",
+}
+UNKNOWN_INFO = {
+    "GLUE2EndpointHealthState": "GLUE2EndpointHealthStateInfo",
+    "GlueServiceStatus": "GlueServiceStatusInfo",
+}
+KEPT_NOTE = "No longer published by its source; kept until BDII_DELETE_DELAY expires"
+
+
+def mark_unknown(entry: Entry) -> Entry:
+    """Set the state attributes an entry has to Unknown (others untouched)."""
+    updates: dict[str, tuple[str, ...]] = {}
+    for attr, value in UNKNOWN_STATE.items():
+        if entry.get(attr):
+            updates[attr] = (value,)
+            updates[UNKNOWN_INFO[attr]] = (KEPT_NOTE,)
+    return entry.replace(updates) if updates else entry
+
+
 def _merge_into(merged: dict[DN, Entry], entry: Entry) -> bool:
     """Merge a duplicate: existing attributes win. True if it was a duplicate."""
     old = merged.get(entry.dn)
@@ -155,7 +179,8 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
 
     delayed = step(previous.pending, previous.entries, merged, now, config.delete_delay)
     for dn, e in delayed.kept.items():
-        merged.setdefault(dn, e)
+        if dn not in merged:
+            merged[dn] = mark_unknown(e)
 
     failed_adds = 0
     for dn in sorted(merged, key=len):
