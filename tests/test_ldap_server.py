@@ -271,7 +271,8 @@ def test_extensible_dn_match(server):  # type: ignore[no-untyped-def]
     assert len(parse_ldapsearch(proc.stdout)) == 3
 
 
-def _raw_request(port: int, payload: bytes) -> bytes:
+def _raw_request(port: int, payload: bytes, until: bytes | None = None) -> bytes:
+    """Send raw bytes; read until the server closes (or `until` shows up)."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(payload)
         chunks = []
@@ -280,6 +281,8 @@ def _raw_request(port: int, payload: bytes) -> bytes:
             if not data:
                 break
             chunks.append(data)
+            if until is not None and until in b"".join(chunks[-2:]):
+                break
         return b"".join(chunks)
 
 
@@ -346,3 +349,58 @@ def test_search_in_flight_finishes_on_its_snapshot(serve):  # type: ignore[no-un
     assert len(entries) == 2000
     _r, after = yield in_thread(ldap3_search, srv.url, "o=glue", "(objectClass=GLUE2Service)")
     assert after == []
+
+
+def _frames(data: bytes) -> list[tuple[int, int]]:
+    """(message ID, protocolOp tag) of each LDAPMessage in a byte stream."""
+    out, pos = [], 0
+    while pos < len(data):
+        first = data[pos + 1]
+        hdr = 2 if first < 0x80 else 2 + (first & 0x7F)
+        length = first if first < 0x80 else int.from_bytes(data[pos + 2:pos + hdr], "big")
+        idlen = data[pos + hdr + 1]
+        msgid = int.from_bytes(data[pos + hdr + 2:pos + hdr + 2 + idlen], "big")
+        out.append((msgid, data[pos + hdr + 2 + idlen]))
+        pos += hdr + length
+    return out
+
+
+@pytest_twisted.inlineCallbacks
+def test_abandoned_search_stops_and_the_connection_goes_on(serve):  # type: ignore[no-untyped-def]
+    """An abandon stops a streaming search (no more entries, no result); the next request is answered."""
+    from ldaptor import ldapfilter
+    from ldaptor.protocols import pureldap
+
+    big = SKELETON + "".join(
+        f"\ndn: GLUE2ServiceID=s{i},GLUE2GroupID=resource,o=glue\nobjectClass: GLUE2Service\n"
+        f"GLUE2ServiceID: s{i}\nGLUE2ServiceDescription: {'x' * 500}\n" for i in range(2000))
+    srv = serve(snapshot_from_ldif(big))
+    search = pureldap.LDAPSearchRequest(baseObject="o=glue", filter=ldapfilter.parseFilter("(objectClass=*)"))
+    payload = (pureldap.LDAPMessage(pureldap.LDAPBindRequest(), id=1).toWire()
+               + pureldap.LDAPMessage(search, id=2).toWire()
+               + pureldap.LDAPMessage(pureldap.LDAPAbandonRequest(id=2), id=3).toWire()
+               + pureldap.LDAPMessage(pureldap.LDAPSearchRequest(
+                   baseObject="o=glue", scope=0, filter=ldapfilter.parseFilter("(objectClass=*)")), id=4).toWire())
+    reply = yield in_thread(_raw_request, srv.port.getHost().port, payload, until=b"\x02\x01\x04\x65")
+    frames = _frames(reply)
+    entries_of_2 = [f for f in frames if f == (2, 0x64)]
+    assert 0 < len(entries_of_2) < 2000
+    assert (2, 0x65) not in frames  # an abandoned operation gets no result
+    assert frames[-2:] == [(4, 0x64), (4, 0x65)]
+
+
+@pytest_twisted.inlineCallbacks
+def test_unbind_closes_even_with_output_pending(serve):  # type: ignore[no-untyped-def]
+    """An unbind right after a large search closes the connection (outstanding operations are abandoned)."""
+    from ldaptor import ldapfilter
+    from ldaptor.protocols import pureldap
+
+    big = SKELETON + "".join(
+        f"\ndn: GLUE2ServiceID=s{i},GLUE2GroupID=resource,o=glue\nobjectClass: GLUE2Service\n"
+        f"GLUE2ServiceID: s{i}\nGLUE2ServiceDescription: {'x' * 500}\n" for i in range(2000))
+    srv = serve(snapshot_from_ldif(big))
+    search = pureldap.LDAPSearchRequest(baseObject="o=glue", filter=ldapfilter.parseFilter("(objectClass=*)"))
+    payload = (pureldap.LDAPMessage(search, id=1).toWire()
+               + pureldap.LDAPMessage(pureldap.LDAPUnbindRequest(), id=2).toWire())
+    reply = yield in_thread(_raw_request, srv.port.getHost().port, payload)
+    assert (1, 0x65) not in _frames(reply)

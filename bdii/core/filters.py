@@ -259,7 +259,7 @@ def compile_filter(f: Filter, view: View) -> Compiled:
         norm = m.substr
         initial = norm(f.initial) if f.initial is not None else None
         final = norm(f.final) if f.final is not None else None
-        # Inner parts are prepared without trimming: only runs of spaces fold.
+        # Each piece is prepared like a value (RFC 4518: case, runs of spaces).
         parts = tuple(norm(p) for p in f.any)
         key, values = m.key, view.values
 

@@ -234,8 +234,18 @@ class LDAPProtocol(BaseLDAPServer):
 
     def _drop(self, why: str) -> None:
         log.warn("closing connection from {peer}: {why}", peer=self.peer, why=why)
+        self._close()
+
+    def _close(self) -> None:
+        """Stop every search of this connection and close it.
+
+        The producer is unregistered first: a transport whose producer is
+        paused resumes it when its buffer drains instead of closing.
+        """
         self.buffer = b""
         self.connected = 0
+        self.stopProducing()
+        self.transport.unregisterProducer()
         self.transport.loseConnection()
 
     def handle(self, msg: pureldap.LDAPMessage) -> None:
@@ -287,8 +297,8 @@ class LDAPProtocol(BaseLDAPServer):
             self._result(msgid, req, SUCCESS)
 
     def do_LDAPUnbindRequest(self, msgid: int, req: object) -> None:
-        self.connected = 0
-        self.transport.loseConnection()
+        # RFC 4511 section 4.3: outstanding operations are abandoned.
+        self._close()
 
     def do_LDAPAbandonRequest(self, msgid: int, req: pureldap.LDAPAbandonRequest) -> None:
         for s in self.queue_:
