@@ -66,7 +66,8 @@ def _build_child(path: str, q: mp.Queue) -> None:
     from dataclasses import replace
 
     from bdii.core.config import Config
-    from bdii.core.pipeline import SourceResult, State, build
+    from bdii.core.pipeline import SourceResult, State
+    from bdii.service.updater import build_quietly as build  # as the daemon runs it
 
     data = Path(path).read_bytes()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import functools
 import heapq
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .matching import EQUALITY, Matcher, approx_match, approx_words, matcher
+from .matching import EQUALITY, Matcher, approx_match, approx_words, case_exact, case_ignore, matcher
 from .schema import Schema
 
 Tri = bool | None  # True, False or Undefined
@@ -97,6 +97,8 @@ class View(Protocol):
 
     def is_indexed(self, key: str) -> bool: ...
 
+    def index_items(self, key: str) -> Iterable[tuple[Any, Sequence[int]]] | None: ...
+
 
 Pred = Callable[[int], Tri]
 
@@ -138,6 +140,10 @@ def _substr_match(value: str, initial: str | None, parts: tuple[str, ...], final
             return False
         pos = j + len(part)
     return True
+
+
+# EQUALITY preparation -> the SUBSTR preparation that gives the same text.
+_SAME_PREP = {case_ignore: case_ignore, case_exact: case_exact}
 
 
 def _union(lists: list[list[int]]) -> list[int]:
@@ -269,6 +275,18 @@ def compile_filter(f: Filter, view: View) -> Compiled:
                     return True
             return False
 
+        if m.equality is not None and _SAME_PREP.get(m.equality) is norm and view.is_indexed(key):
+            # The equality index holds each distinct value once, prepared the
+            # same way: test the pattern on those (hundreds) rather than on
+            # every entry in scope (tens of thousands).
+            def substr_cands() -> list[int] | None:
+                items = view.index_items(key)
+                if items is None:
+                    return None
+                return _union([list(ids) for value, ids in items
+                                if isinstance(value, str) and _substr_match(value, initial, parts, final)])
+
+            return Compiled(substr, substr_cands)
         return Compiled(substr, _none)
     if isinstance(f, Extensible):
         return _extensible(f, view)

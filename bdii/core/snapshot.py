@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,6 +158,10 @@ class Snapshot:
         if slot is None:
             return None
         return slot.get(norm, ())
+
+    def index_items(self, key: str) -> Iterable[tuple[Any, Sequence[int]]] | None:
+        slot = self._index.get(key)
+        return None if slot is None else slot.items()
 
     def is_indexed(self, key: str) -> bool:
         return key in self._index or is_indexed(key)
