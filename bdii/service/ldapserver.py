@@ -38,6 +38,17 @@ COMPARE_FALSE, COMPARE_TRUE, AUTH_METHOD_NOT_SUPPORTED, STRONGER_AUTH = 5, 6, 7,
 UNAVAILABLE_CRITICAL_EXTENSION, NO_SUCH_OBJECT, INVALID_DN = 12, 32, 34
 INVALID_CREDENTIALS, UNWILLING = 49, 53
 
+# The response type of each request type (RFC 4511 section 4.2-4.10).
+_RESPONSE_OF = {
+    pureldap.LDAPSearchRequest: pureldap.LDAPSearchResultDone,
+    pureldap.LDAPBindRequest: pureldap.LDAPBindResponse,
+    pureldap.LDAPModifyRequest: pureldap.LDAPModifyResponse,
+    pureldap.LDAPAddRequest: pureldap.LDAPAddResponse,
+    pureldap.LDAPDelRequest: pureldap.LDAPDelResponse,
+    pureldap.LDAPModifyDNRequest: pureldap.LDAPModifyDNResponse,
+    pureldap.LDAPCompareRequest: pureldap.LDAPCompareResponse,
+}
+
 BATCH_BYTES = 64 * 1024
 MAX_REQUEST = 4 * 1024 * 1024  # DIRAC's 1000-ID OR filters are ~100 kB
 WHOAMI_OID = b"1.3.6.1.4.1.4203.1.11.3"
@@ -268,16 +279,7 @@ class LDAPProtocol(BaseLDAPServer):
             self.transport.write(data)
 
     def _result(self, msgid: int, req: object, code: int, matched: str = "", message: str = "") -> None:
-        kinds = {
-            pureldap.LDAPSearchRequest: pureldap.LDAPSearchResultDone,
-            pureldap.LDAPBindRequest: pureldap.LDAPBindResponse,
-            pureldap.LDAPModifyRequest: pureldap.LDAPModifyResponse,
-            pureldap.LDAPAddRequest: pureldap.LDAPAddResponse,
-            pureldap.LDAPDelRequest: pureldap.LDAPDelResponse,
-            pureldap.LDAPModifyDNRequest: pureldap.LDAPModifyDNResponse,
-            pureldap.LDAPCompareRequest: pureldap.LDAPCompareResponse,
-        }
-        kind = kinds.get(type(req))
+        kind = _RESPONSE_OF.get(type(req))
         if kind is None:
             op = pureldap.LDAPExtendedResponse(resultCode=code, matchedDN=matched, errorMessage=message)
         else:
