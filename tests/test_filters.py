@@ -96,6 +96,19 @@ def _or(results: Iterable[bool | None]) -> bool | None:
     return out
 
 
+def _class_and_ancestors(name: str) -> set[str]:
+    """OIDs of a class and of every class above it (all classes sit below top)."""
+    out = {_oid("top")}
+    todo = [name]
+    while todo:
+        oc = SCHEMA.object_class(todo.pop())
+        if oc is None or oc.oid in out:
+            continue
+        out.add(oc.oid)
+        todo.extend(oc.sup)
+    return out
+
+
 def _approx_syntax(attr: str) -> bool:
     at = SCHEMA.attribute(attr)
     if at is None:
@@ -127,6 +140,12 @@ def oracle(entry: Entry, f: F.Filter) -> bool | None:
             if all(any(w == x for x in words) for w in want):
                 return True
         return False
+    if isinstance(f, (F.Equality, F.Approx)) and _same_type(f.attr, "objectClass"):
+        # objectSubClassMatch (also for `~=`, objectClass has no approximate
+        # rule): an entry of class X matches (objectClass=Y)
+        # for Y = X or any superclass of X.
+        target = _oid(f.value)
+        return any(target in _class_and_ancestors(v.strip()) or target == _oid(v) for v in _values(entry, f.attr))
     if isinstance(f, (F.Equality, F.Approx, F.Extensible)):
         rule = f.rule if isinstance(f, F.Extensible) else None
         norm = _rule(f.attr, "equality") if rule is None else _EQUALITY_RULES.get(rule.lower())

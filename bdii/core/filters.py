@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .matching import EQUALITY, Matcher, approx_match, approx_words, case_exact, case_ignore, matcher
+from .matching import EQUALITY, Matcher, approx_match, approx_words, case_exact, case_ignore, matcher, object_class_key
 from .schema import Schema
 
 Tri = bool | None  # True, False or Undefined
@@ -328,7 +328,7 @@ def _equality(m: Matcher, norm: Callable[[str], Any] | None, value: str, view: V
 
 @functools.lru_cache(maxsize=1024)
 def _with_subclasses(oid: Any) -> frozenset[Any]:
-    """A class (as `_object_class` normalises it) and every class derived from it."""
+    """A class (as `object_class_key` normalises it) and every class derived from it."""
     schema = Schema.default()
     out = {oid}
     grown = True
@@ -349,6 +349,9 @@ def _object_class_equality(targets: frozenset[Any], norm: Callable[[str], Any], 
     """slapd matches objectClass with objectSubClassMatch: `(objectClass=GlueTop)`
     also takes an entry that lists only GlueCETop, a subclass of GlueTop."""
     values = view.values
+    if object_class_key("top") in targets:
+        # Every class derives from top, even one the schema does not know.
+        return Compiled(lambda i: bool(values(i, "objectclass")), _none)
     memo: dict[str, bool] = {}  # the same few spellings repeat in every entry
 
     def eq(i: int) -> Tri:

@@ -98,7 +98,7 @@ def generalized_time(value: str) -> datetime | None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _object_class(value: str) -> str:
+def object_class_key(value: str) -> str:
     # objectIdentifierMatch: names and OIDs of the same class are equal.
     name = value.strip()
     oc = Schema.default().object_class(name)
@@ -125,7 +125,7 @@ EQUALITY: dict[str, Norm] = {
     "numericstringmatch": numeric_string,
     "telephonenumbermatch": telephone,
     "generalizedtimematch": generalized_time,
-    "objectidentifiermatch": _object_class,
+    "objectidentifiermatch": object_class_key,
     "distinguishednamematch": _dn,
     "octetstringmatch": lambda v: v,
     "uniquemembermatch": _dn,
