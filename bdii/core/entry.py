@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from sys import intern
 
 from .dn import DN
 from .ldif import format_record
@@ -12,23 +12,68 @@ from .matching import matcher
 Values = tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+class Shape:
+    """The attribute layout shared by every entry with the same attributes.
+
+    A top-level tree has 100k+ entries but a few hundred distinct layouts;
+    keeping the keys, names and key->position table once per layout instead
+    of a dict per entry saves about a kilobyte per entry.
+    """
+
+    __slots__ = ("keys", "names", "index")
+
+    def __init__(self, keys: tuple[str, ...], names: tuple[str, ...]) -> None:
+        self.keys = keys
+        self.names = names
+        self.index = {k: i for i, k in enumerate(keys)}
+
+
+_SHAPES: dict[tuple[tuple[str, ...], tuple[str, ...]], Shape] = {}
+
+
+def _shape(keys: tuple[str, ...], names: tuple[str, ...]) -> Shape:
+    shape = _SHAPES.get((keys, names))
+    if shape is None:
+        if len(_SHAPES) > 100_000:  # a pathological source: do not grow forever
+            _SHAPES.clear()
+        shape = _SHAPES[(keys, names)] = Shape(keys, names)
+    return shape
+
+
 class Entry:
-    """One entry; `attrs` maps the lower-cased canonical attribute name to
-    (name as clients see it, values). Treat `attrs` as read-only.
+    """One entry: a DN and, per attribute, the name clients see and the values.
 
     Attribute names are stored in schema case (`GLUE2ServiceID`) whatever
     case the source used, because clients look results up by exact name.
+    Immutable: every change makes a new entry.
     """
 
-    dn: DN
-    attrs: Mapping[str, tuple[str, Values]]
+    __slots__ = ("dn", "shape", "vals")
+
+    def __init__(self, dn: DN, attrs: Mapping[str, tuple[str, Values]]) -> None:
+        """`attrs` maps the lower-cased canonical name to (name, values)."""
+        keys = tuple(attrs)
+        self.dn = dn
+        self.shape = _shape(keys, tuple(attrs[k][0] for k in keys))
+        self.vals = tuple(attrs[k][1] for k in keys)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if hasattr(self, "vals"):
+            raise AttributeError("Entry is immutable")
+        object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        return f"Entry(dn={self.dn!r}, attrs={self.attrs!r})"
 
     @classmethod
     def from_pairs(cls, dn: DN, pairs: Iterable[tuple[str, str]]) -> Entry:
         """Group `attr: value` lines; exact duplicate values are dropped."""
         attrs: dict[str, tuple[str, list[str]]] = {}
         for attr, value in pairs:
+            if len(value) < 40:
+                # Short values repeat across a tree (object classes, VO
+                # rules, states, small numbers): keep one copy of each.
+                value = intern(value)
             m = matcher(attr)
             slot = attrs.get(m.key)
             if slot is None:
@@ -37,9 +82,22 @@ class Entry:
                 slot[1].append(value)
         return cls(dn, {k: (n, tuple(v)) for k, (n, v) in attrs.items()})
 
+    @property
+    def attrs(self) -> dict[str, tuple[str, Values]]:
+        """A new dict {key: (name, values)}; for building, not for hot paths."""
+        s = self.shape
+        return {k: (n, v) for k, n, v in zip(s.keys, s.names, self.vals)}
+
+    def values_of(self, key: str) -> Values | None:
+        """Values by lower-cased canonical name (what filters use)."""
+        i = self.shape.index.get(key)
+        return None if i is None else self.vals[i]
+
+    def keyed_values(self) -> Iterator[tuple[str, Values]]:
+        return zip(self.shape.keys, self.vals)
+
     def get(self, attr: str) -> Values:
-        slot = self.attrs.get(matcher(attr).key)
-        return slot[1] if slot else ()
+        return self.values_of(matcher(attr).key) or ()
 
     def has_object_class(self, name: str) -> bool:
         want = name.lower()
@@ -47,7 +105,7 @@ class Entry:
 
     def replace(self, updates: Mapping[str, Values]) -> Entry:
         """A new entry with attributes replaced (empty values delete)."""
-        attrs = dict(self.attrs)
+        attrs = self.attrs
         for attr, values in updates.items():
             m = matcher(attr)
             if values:
@@ -59,16 +117,17 @@ class Entry:
     def same_content(self, other: Entry) -> bool:
         # The DN as written counts too: a DN that changes only in case
         # (GLUE 1.3) is republished under its new spelling.
-        return self.attrs == other.attrs and self.dn.rdns == other.dn.rdns
+        return self.shape is other.shape and self.vals == other.vals and self.dn.rdns == other.dn.rdns
 
     def items(self) -> Iterator[tuple[str, Values]]:
         """(name, values) in a stable order: objectClass first, as slapd shows."""
-        oc = self.attrs.get("objectclass")
-        if oc is not None:
-            yield oc
-        for key, slot in self.attrs.items():
-            if key != "objectclass":
-                yield slot
+        s = self.shape
+        first = s.index.get("objectclass")
+        if first is not None:
+            yield s.names[first], self.vals[first]
+        for i, (name, values) in enumerate(zip(s.names, self.vals)):
+            if i != first:
+                yield name, values
 
     def to_ldif(self, width: int = 76) -> str:
         return format_record(str(self.dn), self.items(), width)

@@ -35,7 +35,11 @@ def _space(value: str) -> str:
 
 
 def case_ignore(value: str) -> str:
-    return _space(value).lower()
+    v = _space(value)
+    low = v.lower()
+    # Hand back the value itself when it is already prepared, so that
+    # index keys share the entries' strings instead of copying them.
+    return v if low == v else low
 
 
 def case_exact(value: str) -> str:

@@ -119,9 +119,10 @@ def _merge_into(merged: dict[DN, Entry], entry: Entry) -> bool:
     if old is None:
         merged[entry.dn] = entry
         return False
-    extra = {k: v for k, v in entry.attrs.items() if k not in old.attrs}
+    old_attrs = old.attrs
+    extra = {k: v for k, v in entry.attrs.items() if k not in old_attrs}
     if extra:
-        merged[entry.dn] = Entry(old.dn, {**old.attrs, **extra})
+        merged[entry.dn] = Entry(old.dn, {**old_attrs, **extra})
     return True
 
 
@@ -147,7 +148,9 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
                 stale_since, data = cached
                 last_good[res.name] = cached
                 problems.append(Problem(res.name, f"serving its last good output from {gtime(cached[0])}"))
-        else:
+        elif res.kind != "ldif":
+            # Kept to stand in for a provider that fails later; a static
+            # file is simply read again, so its bytes are not kept.
             last_good[res.name] = (now, data)
         count = 0
         if data is not None:

@@ -82,7 +82,7 @@ class Snapshot:
         index: dict[str, dict[Any, list[int]]] = {}
         plan: dict[str, Any] = {}  # attribute key -> its EQUALITY function, or None
         for i, e in enumerate(self.entries):
-            for key, (_name, values) in e.attrs.items():
+            for key, values in e.keyed_values():
                 norm = plan.get(key, False)
                 if norm is False:
                     norm = plan[key] = matcher(key).equality if is_indexed(key) else None
@@ -143,9 +143,9 @@ class Snapshot:
 
     # --- the View the filter compiler uses -------------------------------
     def values(self, i: int, key: str) -> Sequence[str]:
-        slot = self.entries[i].attrs.get(key)
-        if slot is not None:
-            return slot[1]
+        vals = self.entries[i].values_of(key)
+        if vals is not None:
+            return vals
         if key in OPERATIONAL:
             return self.operational(i).get(key, ((), ()))[1]
         return ()
