@@ -4,6 +4,7 @@ errors to exit codes; nothing below it calls `sys.exit`."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import socket
 import sys
@@ -63,9 +64,17 @@ def load_config(path: str | None) -> Config:
                                    defaults={"BDII_HOSTNAME": socket.getfqdn()})
 
 
+# Further subcommands live in their own modules, each with
+# `add_arguments(subparsers)` (registering its parser with
+# `set_defaults(run=...)`, where run(args) -> exit status).
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bdii", description="A grid information system (BDII) in one process.")
     sub = p.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_arguments(sub)
     serve = sub.add_parser("serve", help="run the BDII in the foreground: refresh loop + LDAP server")
     serve.add_argument("-c", "--config", help="bdii.conf (default: the embedded demo configuration)")
     serve.add_argument("--port", type=int, help="override BDII_PORT")
@@ -78,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "run", None) is not None:
+        return int(args.run(args))
     try:
         config = load_config(args.config)
     except ConfigError as exc:
