@@ -197,6 +197,21 @@ attributetype ( bdiiInfosysAT:8 NAME 'bdiiSourceEntries'
 	EQUALITY integerMatch
 	ORDERING integerOrderingMatch
 	SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( bdiiInfosysAT:9 NAME 'bdiiSourceURL'
+	DESC 'The LDAP URL of a remote source'
+	EQUALITY caseExactIA5Match
+	SUBSTR caseExactIA5SubstringsMatch
+	SYNTAX 1.3.6.1.4.1.1466.115.121.1.26 SINGLE-VALUE )
+attributetype ( bdiiInfosysAT:10 NAME 'bdiiSourceBytes'
+	DESC 'Bytes received from a remote source in its last attempt'
+	EQUALITY integerMatch
+	ORDERING integerOrderingMatch
+	SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( bdiiInfosysAT:11 NAME 'bdiiSourceRecursiveEntries'
+	DESC 'Entries dropped because they were already in this BDII tree'
+	EQUALITY integerMatch
+	ORDERING integerOrderingMatch
+	SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
 
 objectclass ( bdiiInfosysOC:1 NAME 'bdiiSource'
 	DESC 'Status of one information source of this BDII'
@@ -204,7 +219,8 @@ objectclass ( bdiiInfosysOC:1 NAME 'bdiiSource'
 	MUST bdiiSourceName
 	MAY ( bdiiSourceKind $ bdiiSourceStatus $ bdiiSourceLastError $
 		bdiiSourceLastSuccess $ bdiiSourceLastAttempt $
-		bdiiSourceDurationMs $ bdiiSourceEntries ) )
+		bdiiSourceDurationMs $ bdiiSourceEntries $ bdiiSourceURL $
+		bdiiSourceBytes $ bdiiSourceRecursiveEntries ) )
 """
 
 BUILTIN = {"@system": SYSTEM_SCHEMA, "@infosys": INFOSYS_SCHEMA}

@@ -57,7 +57,10 @@ class Server:
         self.url = f"ldap://127.0.0.1:{self.port.getHost().port}"
 
     def stop(self):  # type: ignore[no-untyped-def]
-        return self.port.stopListening()
+        """Stop listening (again is fine: the fixture stops every server at the end)."""
+        from twisted.internet import defer
+
+        return defer.maybeDeferred(self.port.stopListening)
 
 
 def ldap3_search(url: str, base: str, flt: str = "(objectClass=*)", scope: str = "SUBTREE",

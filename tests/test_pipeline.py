@@ -247,7 +247,9 @@ def test_vanished_entry_is_served_for_exactly_the_delay() -> None:
     t0, delay = T0 + 600, 300
     runs = cycles([(T0, True), (t0, False), (t0 + delay, False), (t0 + delay + 1, False)], delay)
     assert [entry(r.snapshot, CE2) is not None for r in runs] == [True, True, True, False]
-    assert entry(runs[2].snapshot, CE2).get("GlueCEStateStatus") == ("Production",)
+    # Its state is no longer vouched for: published as Unknown while kept.
+    assert entry(runs[0].snapshot, CE2).get("GlueCEStateStatus") == ("Production",)
+    assert entry(runs[2].snapshot, CE2).get("GlueCEStateStatus") == ("Unknown",)
     assert [r.stats.deleted for r in runs] == [0, 0, 0, 1]
     assert [r.stats.pending_deletes for r in runs] == [0, 1, 1, 0]
     jump = cycles([(T0, True), (t0, False), (t0 + delay + 1, False)], delay)

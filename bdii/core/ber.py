@@ -8,7 +8,7 @@ ldaptor.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 
 def _length(n: int) -> bytes:
@@ -44,3 +44,99 @@ def message(msgid: int, op: bytes) -> bytes:
     """Wrap a pre-encoded protocolOp in an LDAPMessage with its message ID."""
     body = integer(msgid) + op
     return b"\x30" + _length(len(body)) + body
+
+
+# --- decoding what a remote server sends (a source's search results) ------
+
+
+class BerError(ValueError):
+    """Bytes that are not the BER we expect."""
+
+
+def read_tlv(buf: bytes | bytearray | memoryview, pos: int, end: int) -> tuple[int, int, int]:
+    """(tag, start of content, end of content) of the TLV at `pos`."""
+    if pos + 2 > end:
+        raise BerError("truncated TLV")
+    tag = buf[pos]
+    first = buf[pos + 1]
+    if first < 0x80:
+        start, length = pos + 2, first
+    else:
+        n = first & 0x7F
+        if n == 0 or n > 4 or pos + 2 + n > end:
+            raise BerError("bad length")
+        start = pos + 2 + n
+        length = int.from_bytes(buf[pos + 2:start], "big")
+    if start + length > end:
+        raise BerError("TLV runs past its container")
+    return tag, start, start + length
+
+
+def frame_size(buf: bytes | bytearray, pos: int = 0) -> int | None:
+    """Size of the complete TLV at `pos`, or None when more bytes are needed."""
+    if len(buf) - pos < 2:
+        return None
+    first = buf[pos + 1]
+    if first < 0x80:
+        size = 2 + first
+    else:
+        n = first & 0x7F
+        if n == 0 or n > 4:
+            raise BerError("bad length")
+        if len(buf) - pos < 2 + n:
+            return None
+        size = 2 + n + int.from_bytes(buf[pos + 2:pos + 2 + n], "big")
+    return size
+
+
+def split_message(frame: bytes | bytearray | memoryview) -> tuple[int, int, int, int, int]:
+    """An LDAPMessage -> (message ID, protocolOp tag, op TLV start, op content start, op end)."""
+    tag, start, end = read_tlv(frame, 0, len(frame))
+    if tag != 0x30:
+        raise BerError("not an LDAPMessage")
+    itag, istart, iend = read_tlv(frame, start, end)
+    if itag != 0x02:
+        raise BerError("no message ID")
+    msgid = int.from_bytes(frame[istart:iend], "big")
+    optag, ostart, oend = read_tlv(frame, iend, end)
+    return msgid, optag, iend, ostart, oend
+
+
+def result_code(frame: bytes | bytearray | memoryview, start: int, end: int) -> tuple[int, str]:
+    """(resultCode, diagnosticMessage) of an LDAPResult's content (RFC 4511 4.1.9)."""
+    tag, s, e = read_tlv(frame, start, end)
+    if tag != 0x0A:
+        raise BerError("no resultCode")
+    code = int.from_bytes(frame[s:e], "big")
+    _t, _s, e2 = read_tlv(frame, e, end)  # matchedDN
+    _t, s3, e3 = read_tlv(frame, e2, end)  # diagnosticMessage
+    return code, bytes(frame[s3:e3]).decode("utf-8", "replace")
+
+
+def iter_entries(blob: bytes) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """Decode concatenated SearchResultEntry protocolOps ([APPLICATION 4]),
+    as a fetch stores them, into (dn, [(attribute, value), ...])."""
+    pos, n = 0, len(blob)
+    view = memoryview(blob)
+    while pos < n:
+        tag, start, end = read_tlv(view, pos, n)
+        if tag != 0x64:
+            raise BerError(f"unexpected tag 0x{tag:02x} in search results")
+        t, s, e = read_tlv(view, start, end)
+        dn = bytes(view[s:e]).decode("utf-8", "surrogateescape")
+        t, s, e = read_tlv(view, e, end)  # the attribute list
+        pairs: list[tuple[str, str]] = []
+        p = s
+        while p < e:
+            _t, as_, ae = read_tlv(view, p, e)
+            _t, ts, te = read_tlv(view, as_, ae)
+            name = bytes(view[ts:te]).decode("ascii", "replace")
+            _t, vs, ve = read_tlv(view, te, ae)
+            q = vs
+            while q < ve:
+                _t, xs, xe = read_tlv(view, q, ve)
+                pairs.append((name, bytes(view[xs:xe]).decode("utf-8", "surrogateescape")))
+                q = xe
+            p = ae
+        yield dn, pairs
+        pos = end

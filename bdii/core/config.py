@@ -58,6 +58,10 @@ class Config:
     gocdb_url: str | None = None
     gocdb_file: Path | None = None
     manual_urls_file: Path | None = None
+    # Object classes left out of fetched trees; None: the level's default
+    # (at top level GLUE2ApplicationEnvironment and GLUE2Activity, as the
+    # legacy top level did).
+    exclude_classes: tuple[str, ...] | None = None
     source_file: str = "<defaults>"
     notices: tuple[str, ...] = field(default=(), compare=False)
 
@@ -123,8 +127,10 @@ class Config:
         loc = lambda key: where_of.get(key, self.source_file)  # noqa: E731
         if self.mode not in MODES:
             out.append(f"{loc('BDII_MODE')}: BDII_MODE must be one of {', '.join(MODES)}, not {self.mode!r}")
-        elif self.mode != "resource":
-            out.append(f"{loc('BDII_MODE')}: BDII_MODE={self.mode} (site/top aggregation) is not available in this version yet")
+        elif self.mode == "site" and not self.site_name:
+            out.append(f"{loc('BDII_MODE')}: BDII_MODE=site needs BDII_SITE_NAME")
+        if self.mode in ("site", "top") and self.urls_file is None:
+            out.append(f"{loc('BDII_MODE')}: BDII_MODE={self.mode} needs BDII_URLS_FILE (the sources to fetch)")
         if self.log_level.upper() not in LOG_LEVELS:
             out.append(f"{loc('BDII_LOG_LEVEL')}: BDII_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         if not 0 < self.port < 65536:
@@ -134,6 +140,12 @@ class Config:
         if self.read_timeout <= 0:
             out.append(f"{loc('BDII_READ_TIMEOUT')}: BDII_READ_TIMEOUT must be positive")
         return out
+
+    @property
+    def exclude_objectclasses(self) -> tuple[str, ...]:
+        if self.exclude_classes is not None:
+            return self.exclude_classes
+        return ("GLUE2ApplicationEnvironment", "GLUE2Activity") if self.mode == "top" else ()
 
     @property
     def python_log_level(self) -> str:
@@ -182,6 +194,8 @@ def _convert(kind: str, value: str, base: Path | None) -> object:
         return p
     if kind == "mode":
         return value.lower()
+    if kind == "words":
+        return tuple(value.replace(",", " ").split())
     raise AssertionError(kind)
 
 
@@ -213,4 +227,5 @@ _KEYS: dict[str, tuple[str, str]] = {
     "BDII_GOCDB_URL": ("gocdb_url", "optstr"),
     "BDII_GOCDB_FILE": ("gocdb_file", "optpath"),
     "BDII_MANUAL_URLS_FILE": ("manual_urls_file", "optpath"),
+    "BDII_EXCLUDE_OBJECTCLASSES": ("exclude_classes", "words"),
 }

@@ -26,6 +26,10 @@ class SourceStatus:
     last_success: float | None
     error: str | None = None
     stale_since: float | None = None  # serving cached output from then
+    url: str | None = None
+    size: int = 0  # bytes received
+    state: str = "ok"  # ok | stale | failed | too-large | recursive
+    recursive: int = 0  # entries dropped because they were our own
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +78,17 @@ def infosys_entries(stats: UpdateStats, sources: Iterable[SourceStatus], now: fl
             ("objectClass", "bdiiSource"),
             ("bdiiSourceName", s.name),
             ("bdiiSourceKind", s.kind),
-            ("bdiiSourceStatus", "ok" if s.ok else ("stale" if s.stale_since is not None else "failed")),
+            ("bdiiSourceStatus", s.state),
             ("bdiiSourceEntries", str(s.entries)),
             ("bdiiSourceDurationMs", str(round(s.duration * 1000))),
             ("bdiiSourceLastAttempt", gtime(s.last_attempt)),
         ]
+        if s.url:
+            pairs.append(("bdiiSourceURL", s.url))
+        if s.kind == "ldap":
+            pairs.append(("bdiiSourceBytes", str(s.size)))
+        if s.recursive:
+            pairs.append(("bdiiSourceRecursiveEntries", str(s.recursive)))
         if s.last_success is not None:
             pairs.append(("bdiiSourceLastSuccess", gtime(s.last_success)))
         if s.error:

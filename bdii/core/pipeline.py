@@ -7,7 +7,8 @@ no I/O and reads no clock, so the shell can run it in a thread and tests can
 run it with integers for `now`.
 
 Duplicate DNs merge predictably: sources are taken in a fixed order (static
-LDIF files, then providers, each by name); for each attribute the first
+LDIF files, then providers, then remote LDAP sources, each by name; plugins
+last); for each attribute the first
 source that publishes it wins and later sources only add attributes the
 entry does not have yet. Each duplicate is reported at debug level.
 """
@@ -24,10 +25,12 @@ from .dn import DN
 from .entry import Entry
 from .errors import DNError, Problem
 from .infosys import SourceStatus, UpdateStats, infosys_entries
+from .ber import BerError, iter_entries
 from .ldif import ChangeRecord, EntryRecord, iter_ldif, parse_ldif
+from .rewrite import Recursive, Rewriter
 from .snapshot import Snapshot, Timestamps, gtime
 
-KINDS = ("ldif", "provider", "plugin")
+KINDS = ("ldif", "provider", "ldap", "plugin")
 SERVED = (DN.parse("o=grid"), DN.parse("o=glue"))
 INFOSYS = DN.parse("o=infosys")
 ROOTS = {
@@ -41,11 +44,13 @@ class SourceResult:
     """What one source gave in this cycle (`data` is None when it failed)."""
 
     name: str
-    kind: str  # ldif | provider | plugin
-    data: bytes | None
+    kind: str  # ldif | provider | ldap | plugin
+    data: bytes | None  # LDIF; for "ldap", SearchResultEntry protocolOps (BER)
     started: float
     duration: float
     error: str | None = None
+    url: str | None = None
+    state: str | None = None  # why it failed: "failed" | "too-large"
 
     @property
     def order(self) -> tuple[int, str]:
@@ -89,28 +94,55 @@ def _fix_mds(entry: Entry) -> Entry:
     return entry
 
 
-# State attributes of an entry kept by delayed delete: its source no longer
-# vouches for it, so brokers must not take it for healthy (values from the
-# GLUE 1.3 GlueServiceStatus and GLUE 2.0 EndpointHealthState enumerations).
+# State attributes published as unknown when the data is not fresh (an
+# entry kept by delayed delete, a site-level source served from its cache):
+# whole values replaced, never appended to.
 UNKNOWN_STATE = {
-    "GLUE2EndpointHealthState": "unknown",
     "GlueServiceStatus": "Unknown",
+    "GlueCEStateStatus": "Unknown",
+    "GlueSEStatus": "Unknown",
+    "GLUE2EndpointHealthState": "unknown",
+    "GLUE2EndpointServingState": "unknown",
+    "GLUE2ComputingShareServingState": "unknown",
+    "GLUE2StorageShareServingState": "unknown",
+    "GLUE2ComputingActivityState": "unknown",
+    "GLUE2ComputingActivityRestartState": "unknown",
+    "GLUE2ApplicationEnvironmentState": "unknown",
 }
 UNKNOWN_INFO = {
     "GLUE2EndpointHealthState": "GLUE2EndpointHealthStateInfo",
     "GlueServiceStatus": "GlueServiceStatusInfo",
 }
 KEPT_NOTE = "No longer published by its source; kept until BDII_DELETE_DELAY expires"
+STALE_NOTE = "Source unreachable; last known data served from the BDII cache"
 
 
-def mark_unknown(entry: Entry) -> Entry:
+def mark_unknown(entry: Entry, note: str = KEPT_NOTE) -> Entry:
     """Set the state attributes an entry has to Unknown (others untouched)."""
     updates: dict[str, tuple[str, ...]] = {}
     for attr, value in UNKNOWN_STATE.items():
         if entry.get(attr):
             updates[attr] = (value,)
-            updates[UNKNOWN_INFO[attr]] = (KEPT_NOTE,)
+            if attr in UNKNOWN_INFO:
+                updates[UNKNOWN_INFO[attr]] = (note,)
     return entry.replace(updates) if updates else entry
+
+
+def mode_roots(config: Config) -> list[Entry]:
+    """The branch entries a site or top level hangs fetched trees on."""
+    if config.mode == "site" and config.site_name:
+        site = config.site_name
+        grid = DN.parse("o=grid").child((("Mds-Vo-name", site),))
+        glue = DN.parse("o=glue").child((("GLUE2DomainID", site),))
+        return [Entry.from_pairs(grid, [("objectClass", "MDS"), ("Mds-Vo-name", site)]),
+                Entry.from_pairs(glue, [("objectClass", "GLUE2Domain"), ("objectClass", "GLUE2AdminDomain"),
+                                        ("GLUE2DomainID", site)])]
+    if config.mode == "top":
+        local = DN.parse("mds-vo-name=local,o=grid")
+        grid = DN.parse("GLUE2GroupID=grid,o=glue")
+        return [Entry.from_pairs(local, [("objectClass", "MDS"), ("Mds-Vo-name", "local")]),
+                Entry.from_pairs(grid, [("objectClass", "GLUE2Group"), ("GLUE2GroupID", "grid")])]
+    return []
 
 
 def _merge_into(merged: dict[DN, Entry], entry: Entry) -> bool:
@@ -152,12 +184,18 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
             # Kept to stand in for a provider that fails later; a static
             # file is simply read again, so its bytes are not kept.
             last_good[res.name] = (now, data)
-        count = 0
+        count = recursive = 0
         if data is not None:
             if res.kind == "plugin":
                 plugins.append((res, data))
+            elif res.kind == "ldap":
+                count, recursive = _gather_remote(res.name, data, merged, problems, debug, config,
+                                                  stale=stale_since is not None)
             else:
                 count = _gather(res.name, data, merged, problems, debug)
+        state = "ok" if res.data is not None else ("stale" if stale_since is not None else (res.state or "failed"))
+        if recursive and state == "ok":
+            state = "recursive"
         statuses[res.name] = SourceStatus(
             name=res.name,
             kind=res.kind,
@@ -168,6 +206,10 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
             last_success=res.started if res.data is not None else (prev_status.last_success if prev_status else None),
             error=res.error,
             stale_since=stale_since,
+            url=res.url,
+            size=len(res.data) if res.data is not None else 0,
+            state=state,
+            recursive=recursive,
         )
     for res, data in plugins:
         parsed = parse_ldif(data, res.name)
@@ -179,6 +221,9 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
     merged = {dn: _fix_mds(e) for dn, e in merged.items()}
     for dn, root in ROOTS.items():
         merged.setdefault(dn, root)
+    for root in mode_roots(config):
+        # The level's own branch, unless a provider publishes a fuller entry.
+        merged.setdefault(root.dn, root)
 
     delayed = step(previous.pending, previous.entries, merged, now, config.delete_delay)
     for dn, e in delayed.kept.items():
@@ -242,6 +287,46 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
         generation=generation,
     )
     return BuildResult(snapshot, state, stats, tuple(problems), tuple(debug))
+
+
+def _gather_remote(name: str, data: bytes, merged: dict[DN, Entry], problems: list[Problem],
+                   debug: list[Problem], config: Config, stale: bool) -> tuple[int, int]:
+    """A remote source's search results: rewritten for our level, own
+    entries dropped (recursion), excluded object classes left out."""
+    rewriter = Rewriter(config.mode, config.site_name) if config.mode in ("site", "top") else None
+    excluded = {c.lower() for c in config.exclude_objectclasses}
+    count = recursive = 0
+    try:
+        for dn_text, pairs in iter_entries(data):
+            try:
+                dn = DN.parse(dn_text)
+            except DNError as exc:
+                problems.append(Problem(name, f"entry skipped: {exc}"))
+                continue
+            if not _is_served(dn):
+                problems.append(Problem(name, "entry dropped: outside the served suffixes o=grid and o=glue",
+                                        dn=dn_text))
+                continue
+            entry = Entry.from_pairs(dn, pairs)
+            if excluded and any(v.lower() in excluded for v in entry.get("objectClass")):
+                continue
+            if rewriter is not None:
+                try:
+                    entry = rewriter.entry(entry)
+                except Recursive:
+                    recursive += 1
+                    continue
+            if stale and config.mode == "site":
+                entry = mark_unknown(entry, STALE_NOTE)
+            if _merge_into(merged, entry):
+                debug.append(Problem(name, "duplicate DN merged (earlier values kept)", dn=dn_text))
+            count += 1
+    except BerError as exc:
+        problems.append(Problem(name, f"malformed search results, rest of the source skipped: {exc}"))
+    if recursive:
+        problems.append(Problem(name, f"{recursive} entries dropped: already in our own tree "
+                                      "(the source returns this BDII's data: a loop between BDIIs?)"))
+    return count, recursive
 
 
 def _gather(name: str, data: bytes, merged: dict[DN, Entry], problems: list[Problem],

@@ -21,6 +21,9 @@ from twisted.logger import Logger
 from bdii.core.config import Config
 from bdii.core.pipeline import BuildResult, State, build
 from bdii.service.ldapserver import SnapshotHolder
+from bdii.core.urls import RemoteSource, parse_urls
+from bdii.service.cache import SourceCache
+from bdii.service.remote import fetch_all
 from bdii.service.sources import read_ldif_files, run_directory
 from bdii.service.store import StateStore
 
@@ -94,7 +97,12 @@ class Updater(Service):
         self.store = store
         self.run = run or in_thread(reactor)
         self.wall = wall
-        self.state = State(pending=store.load() if store else State().pending)
+        # The source cache belongs with the state store: a dry run
+        # (`bdii update`) has neither and touches nothing on disk.
+        self.cache = SourceCache(config.var_dir / "cache") if store is not None else None
+        self.state = State(pending=store.load() if store else State().pending,
+                           last_good=self.cache.load() if self.cache else {})
+        self.sources: list[RemoteSource] = []
         self.last_build_time = 0.0
         self.cycles = 0
         self.last_stats = None
@@ -108,13 +116,16 @@ class Updater(Service):
         reads = self.run(read_ldif_files, cfg.ldif_dir, self.wall)
         providers = run_directory(self.reactor, cfg.provider_dir, "provider", cfg.read_timeout, self.wall)
         plugins = run_directory(self.reactor, cfg.plugin_dir, "plugin", cfg.read_timeout, self.wall)
+        remote = fetch_all(self.reactor, self.remote_sources(), cfg.source_timeout,
+                           int(cfg.source_max_mb * 1e6), cfg.exclude_objectclasses, self.wall)
         ldif_results = yield reads
         t_read = time.monotonic() - t0
         provider_results = yield providers
         t_prov = time.monotonic() - t0
         plugin_results = yield plugins
         t_plug = time.monotonic() - t0
-        results = [*ldif_results, *provider_results, *plugin_results]
+        remote_results = yield remote
+        results = [*ldif_results, *provider_results, *remote_results, *plugin_results]
         timings = {
             "read": t_read,
             "providers": max((r.duration for r in provider_results), default=0.0) or t_prov,
@@ -145,7 +156,31 @@ class Updater(Service):
             pending=s.pending_deletes, secs=time.monotonic() - t0, build=self.last_build_time)
         if self.store is not None:
             self.store.save(result.state.pending)
+        if self.cache is not None and remote_results:
+            fresh = [(r.name, r.data) for r in remote_results if r.data is not None]
+            try:
+                yield self.run(self.cache.save, fresh)  # in a thread; the snapshot is already served
+            except Exception:  # noqa: BLE001 - a full disk must not stop the refresh
+                log.failure("writing the source cache failed")
         return result
+
+    def remote_sources(self) -> list[RemoteSource]:
+        """The sources of `BDII_URLS_FILE`, read each cycle; the previous
+        list stays in use when the file cannot be read."""
+        path = self.config.urls_file
+        if path is None:
+            return []
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            log.error("cannot read BDII_URLS_FILE {path}: {err}; using the previous list of {n} sources",
+                      path=str(path), err=exc.strerror, n=len(self.sources))
+            return self.sources
+        sources, problems = parse_urls(text, str(path))
+        for p in problems:
+            log.warn("{problem}", problem=str(p), source=p.where, line=p.line)
+        self.sources = sources
+        return sources
 
     def retire(self, old: list[Any]) -> None:
         """Free the previous snapshot and state from a worker thread, in steps.
