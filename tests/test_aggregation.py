@@ -280,3 +280,69 @@ def test_urls_file_bad_lines_are_reported_with_file_and_line() -> None:
         ("RES", ("Mds-Vo-name=resource,o=grid", "GLUE2GroupID=resource,o=glue")),
         ("G2", ("GLUE2DomainID=X,o=glue",))]
     assert [(p.where, p.line) for p in problems] == [("/etc/bdii/urls", 3), ("/etc/bdii/urls", 4)]
+
+
+GOCDB_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<results>
+  <SITE ID="1" NAME="SITE-A" ROC="NGI_XX" GIIS_URL="{url}/mds-vo-name=SITE-A,o=grid"/>
+  <SITE ID="2" NAME="SITE-T" ROC="NGI_XX" GIIS_URL="{url}/mds-vo-name=SITE-T,o=grid" PRODUCTION_INFRASTRUCTURE="Test"/>
+  <SITE ID="3" NAME="SITE-NOBDII" ROC="NGI_XX" GIIS_URL=""/>
+</results>
+"""
+
+
+@pytest_twisted.inlineCallbacks
+def test_top_level_takes_its_sites_from_gocdb_and_keeps_them_when_gocdb_is_down(tmp_path, serve):  # type: ignore[no-untyped-def]
+    """The top level asks GOCDB (a local HTTP server) for its sites; when GOCDB fails, and after a restart, the last good list is used."""
+    from twisted.web import resource, server
+
+    ce = serve(snapshot_from_ldif(RESOURCE_CE))
+    site, site_holder = level(tmp_path, "site", "site", f"ce {ce.url}/mds-vo-name=resource,o=grid\n",
+                              site_name="SITE-A")
+    yield site.cycle()
+    site_srv = serve(site_holder.current)
+    asked: list[dict] = []
+
+    class Gocdb(resource.Resource):
+        isLeaf = True
+        up = True
+
+        def render_GET(self, request):  # type: ignore[no-untyped-def]  # noqa: N802
+            asked.append({k.decode(): v[0].decode() for k, v in request.args.items()})
+            if not self.up:
+                request.setResponseCode(503)
+                return b"down for maintenance"
+            return GOCDB_XML.format(url=site_srv.url).encode()
+
+    gocdb = Gocdb()
+    web = reactor.listenTCP(0, server.Site(gocdb), interface="127.0.0.1")
+    try:
+        url = f"http://127.0.0.1:{web.getHost().port}/gocdbpi/public/"
+        now = [1_800_000_000.0]
+        base = _dirs(tmp_path, "top")
+        cfg = replace(Config(), ldif_dir=base / "ldif", provider_dir=base / "provider",
+                      plugin_dir=base / "plugin", var_dir=base / "var", hostname="top.example.org",
+                      mode="top", gocdb_url=url, gocdb_interval=3600, source_timeout=10)
+        holder = SnapshotHolder()
+        top = Updater(cfg, reactor, holder, StateStore(cfg.var_dir), wall=lambda: now[0])
+        yield top.cycle()
+        assert top.site_list.last_error is None
+        ce_at_top = "GlueCEUniqueID=ce.a.org:8443/condor-q,Mds-Vo-name=SITE-A,Mds-Vo-name=local,o=grid"
+        assert ce_at_top in _dns(holder)
+        assert asked[0] == {"method": "get_site_list", "certification_status": "Certified",
+                            "production_status": "Production"}
+        assert [s.name for s in top.site_list.sites] == ["SITE-A"]  # the Test site is filtered out
+
+        gocdb.up = False
+        now[0] += 3600
+        yield top.cycle()
+        assert len(asked) == 2 and top.site_list.last_error.startswith(f"HTTP 503 from {url}?method=get_site_list")
+        assert ce_at_top in _dns(holder)
+
+        # A restart while GOCDB is down: the answer kept in BDII_VAR_DIR stands in.
+        holder2 = SnapshotHolder()
+        restarted = Updater(cfg, reactor, holder2, StateStore(cfg.var_dir), wall=lambda: now[0])
+        yield restarted.cycle()
+        assert ce_at_top in _dns(holder2)
+    finally:
+        yield web.stopListening()

@@ -24,6 +24,7 @@ from bdii.service.ldapserver import SnapshotHolder
 from bdii.core.urls import RemoteSource, parse_urls
 from bdii.service.cache import SourceCache
 from bdii.service.remote import fetch_all
+from bdii.service.sitelist import SiteList, read_manual
 from bdii.service.sources import read_ldif_files, run_directory
 from bdii.service.store import StateStore
 
@@ -103,6 +104,7 @@ class Updater(Service):
         self.state = State(pending=store.load() if store else State().pending,
                            last_good=self.cache.load() if self.cache else {})
         self.sources: list[RemoteSource] = []
+        self.site_list = SiteList(config, reactor, wall) if (config.gocdb_url or config.gocdb_file) else None
         self.last_build_time = 0.0
         self.cycles = 0
         self.last_stats = None
@@ -113,6 +115,8 @@ class Updater(Service):
         """One refresh: fires with the BuildResult (errors propagate)."""
         cfg = self.config
         t0 = time.monotonic()
+        if self.site_list is not None:
+            yield self.site_list.refresh_if_due()
         reads = self.run(read_ldif_files, cfg.ldif_dir, self.wall)
         providers = run_directory(self.reactor, cfg.provider_dir, "provider", cfg.read_timeout, self.wall)
         plugins = run_directory(self.reactor, cfg.plugin_dir, "plugin", cfg.read_timeout, self.wall)
@@ -165,22 +169,29 @@ class Updater(Service):
         return result
 
     def remote_sources(self) -> list[RemoteSource]:
-        """The sources of `BDII_URLS_FILE`, read each cycle; the previous
-        list stays in use when the file cannot be read."""
+        """`BDII_URLS_FILE` (read each cycle; the previous list stays in use
+        when it cannot be read), then the GOCDB/file site list, then
+        `BDII_MANUAL_URLS_FILE`; a name already listed is not added again."""
         path = self.config.urls_file
-        if path is None:
-            return []
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            log.error("cannot read BDII_URLS_FILE {path}: {err}; using the previous list of {n} sources",
-                      path=str(path), err=exc.strerror, n=len(self.sources))
-            return self.sources
-        sources, problems = parse_urls(text, str(path))
-        for p in problems:
-            log.warn("{problem}", problem=str(p), source=p.where, line=p.line)
-        self.sources = sources
-        return sources
+        if path is not None:
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                log.error("cannot read BDII_URLS_FILE {path}: {err}; using the previous list of {n} sources",
+                          path=str(path), err=exc.strerror, n=len(self.sources))
+            else:
+                sources, problems = parse_urls(text, str(path))
+                for p in problems:
+                    log.warn("{problem}", problem=str(p), source=p.where, line=p.line)
+                self.sources = sources
+        combined = list(self.sources)
+        names = {s.name for s in combined}
+        extra = (self.site_list.sites if self.site_list else []) + read_manual(self.config.manual_urls_file)
+        for s in extra:
+            if s.name not in names:
+                names.add(s.name)
+                combined.append(s)
+        return combined
 
     def retire(self, old: list[Any]) -> None:
         """Free the previous snapshot and state from a worker thread, in steps.
