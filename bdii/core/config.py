@@ -58,6 +58,9 @@ class Config:
     gocdb_url: str | None = None
     gocdb_file: Path | None = None
     manual_urls_file: Path | None = None
+    gocdb_certification: tuple[str, ...] = ("Certified",)
+    gocdb_production: tuple[str, ...] = ("Production",)
+    gocdb_interval: float = 3600.0
     # Object classes left out of fetched trees; None: the level's default
     # (at top level GLUE2ApplicationEnvironment and GLUE2Activity, as the
     # legacy top level did).
@@ -129,8 +132,10 @@ class Config:
             out.append(f"{loc('BDII_MODE')}: BDII_MODE must be one of {', '.join(MODES)}, not {self.mode!r}")
         elif self.mode == "site" and not self.site_name:
             out.append(f"{loc('BDII_MODE')}: BDII_MODE=site needs BDII_SITE_NAME")
-        if self.mode in ("site", "top") and self.urls_file is None:
-            out.append(f"{loc('BDII_MODE')}: BDII_MODE={self.mode} needs BDII_URLS_FILE (the sources to fetch)")
+        lists = (self.urls_file, self.gocdb_url, self.gocdb_file, self.manual_urls_file)
+        if self.mode in ("site", "top") and all(x is None for x in lists):
+            out.append(f"{loc('BDII_MODE')}: BDII_MODE={self.mode} needs sources: BDII_URLS_FILE"
+                       " (or, at top level, BDII_GOCDB_URL / BDII_GOCDB_FILE / BDII_MANUAL_URLS_FILE)")
         if self.log_level.upper() not in LOG_LEVELS:
             out.append(f"{loc('BDII_LOG_LEVEL')}: BDII_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         if not 0 < self.port < 65536:
@@ -228,4 +233,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "BDII_GOCDB_FILE": ("gocdb_file", "optpath"),
     "BDII_MANUAL_URLS_FILE": ("manual_urls_file", "optpath"),
     "BDII_EXCLUDE_OBJECTCLASSES": ("exclude_classes", "words"),
+    "BDII_GOCDB_CERTIFICATION_STATUS": ("gocdb_certification", "words"),
+    "BDII_GOCDB_PRODUCTION_STATUS": ("gocdb_production", "words"),
+    "BDII_GOCDB_INTERVAL": ("gocdb_interval", "seconds"),
 }
