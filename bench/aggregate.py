@@ -18,18 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench import free_port  # noqa: E402
+from bench import start_server  # noqa: E402
 
 
 def site_data(sites: int) -> Path:
@@ -38,26 +36,6 @@ def site_data(sites: int) -> Path:
         subprocess.run([sys.executable, str(HERE / "gridgen.py"), "--sites", str(sites), "--form", "site",
                         "--split", str(out)], check=True)
     return out
-
-
-def start_site_server(data: Path) -> tuple[subprocess.Popen, int, Path]:
-    tmp = Path(tempfile.mkdtemp(prefix="bdii-agg-"))
-    for d in ("ldif", "provider", "plugin", "var"):
-        (tmp / d).mkdir()
-    for f in data.iterdir():
-        (tmp / "ldif" / f.name).symlink_to(f)
-    port = free_port()
-    (tmp / "bdii.conf").write_text(
-        f"BDII_LDIF_DIR=ldif\nBDII_PROVIDER_DIR=provider\nBDII_PLUGIN_DIR=plugin\nBDII_VAR_DIR=var\n"
-        f"BDII_PORT={port}\nBDII_BIND_ADDRESS=127.0.0.1\nBDII_BREATHE_TIME=100000\nBDII_LOG_LEVEL=INFO\n")
-    proc = subprocess.Popen([sys.executable, "-m", "bdii.cli", "serve", "-c", str(tmp / "bdii.conf")],
-                            stdout=subprocess.DEVNULL, stderr=open(tmp / "serve.log", "w"))
-    deadline = time.time() + 600
-    while "cycle 1:" not in (tmp / "serve.log").read_text():
-        if time.time() > deadline or proc.poll() is not None:
-            raise RuntimeError("site server did not start: " + (tmp / "serve.log").read_text()[-2000:])
-        time.sleep(0.2)
-    return proc, port, tmp
 
 
 TOP = r"""
@@ -109,7 +87,7 @@ def main() -> int:
     sink = socket.socket()
     sink.bind(("127.0.0.1", 0))
     sink.listen(1024)  # accepts (in the kernel) and never answers
-    proc, port, tmp = start_site_server(data)
+    proc, port, tmp = start_server(data)
     top = Path(tempfile.mkdtemp(prefix="bdii-top-"))
     try:
         n_hang = int(len(names) * args.hanging)

@@ -27,7 +27,6 @@ import re
 import resource
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -137,10 +136,12 @@ def free_port() -> int:
 
 
 def start_server(path: Path) -> tuple[subprocess.Popen, int, Path]:
+    """`bdii serve` on an LDIF file (or every file of a directory), first cycle done."""
     tmp = Path(tempfile.mkdtemp(prefix="bdii-bench-"))
     for d in ("ldif", "provider", "plugin", "var"):
         (tmp / d).mkdir()
-    (tmp / "ldif" / "grid.ldif").symlink_to(path)
+    for f in (sorted(path.iterdir()) if path.is_dir() else [path]):
+        (tmp / "ldif" / (f.name if path.is_dir() else "grid.ldif")).symlink_to(f)
     port = free_port()
     (tmp / "bdii.conf").write_text(
         f"BDII_LDIF_DIR=ldif\nBDII_PROVIDER_DIR=provider\nBDII_PLUGIN_DIR=plugin\nBDII_VAR_DIR=var\n"
@@ -148,11 +149,11 @@ def start_server(path: Path) -> tuple[subprocess.Popen, int, Path]:
     proc = subprocess.Popen([sys.executable, "-m", "bdii.cli", "serve", "-c", str(tmp / "bdii.conf")],
                             stdout=subprocess.DEVNULL, stderr=open(tmp / "serve.log", "w"))
     deadline = time.time() + 600
-    while time.time() < deadline:
+    while time.time() < deadline and proc.poll() is None:
         if "cycle 1:" in (tmp / "serve.log").read_text():
             return proc, port, tmp
         time.sleep(0.2)
-    raise RuntimeError("server did not finish its first cycle")
+    raise RuntimeError("server did not finish its first cycle: " + (tmp / "serve.log").read_text()[-2000:])
 
 
 def encode_search(base: str, flt: str, attrs: list[str], scope: int = 2) -> bytes:

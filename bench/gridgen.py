@@ -1031,7 +1031,7 @@ class _Site:
                         f"ldap://{h}:2135/o=glue", "org.nordugrid.ldapglue2", "1.0",
                         "nordugrid-arc", "6.19.0", None, "basic"))
         else:
-            eps.append((f"{h}_HTCondorCE", f"{h}:9619", "org.opensciencegrid.htcondorce",
+            eps.append((f"{h}_HTCondorCE", f"condor://{h}:9619", "org.opensciencegrid.htcondorce",
                         "23.0", "HTCondorCE", "23.0.8", rules, "org.glite.standard"))
         ep_ids = []
         for ep_id, url, iface, iv, impl, impv, prules, scheme in eps:

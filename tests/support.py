@@ -9,8 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import ldap3
-import pytest
-import pytest_twisted
 from twisted.internet import threads
 
 from bdii.core.config import Config

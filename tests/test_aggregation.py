@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest_twisted
-from twisted.internet import defer, protocol, reactor, task
+from twisted.internet import protocol, reactor, task
 
 from bdii.core.config import Config
 from bdii.core.urls import parse_urls

@@ -66,6 +66,12 @@ GLUE2EndpointServingState: production
 """
 
 
+# 2000 services of ~600 bytes: a search over them streams in many batches.
+BIG = SKELETON + "".join(
+    f"\ndn: GLUE2ServiceID=s{i},GLUE2GroupID=resource,o=glue\nobjectClass: GLUE2Service\n"
+    f"GLUE2ServiceID: s{i}\nGLUE2ServiceDescription: {'x' * 500}\n" for i in range(2000))
+
+
 @pytest.fixture
 def server(serve):  # type: ignore[no-untyped-def]
     return serve(snapshot_from_ldif(DATA))
@@ -319,10 +325,7 @@ def test_time_limit_gives_partial_results_and_code_3(serve):  # type: ignore[no-
 @pytest_twisted.inlineCallbacks
 def test_search_in_flight_finishes_on_its_snapshot(serve):  # type: ignore[no-untyped-def]
     """A swap during a streamed search does not change what that search returns."""
-    big = SKELETON + "".join(
-        f"\ndn: GLUE2ServiceID=s{i},GLUE2GroupID=resource,o=glue\nobjectClass: GLUE2Service\n"
-        f"GLUE2ServiceID: s{i}\nGLUE2ServiceDescription: {'x' * 500}\n" for i in range(2000))
-    srv = serve(snapshot_from_ldif(big))
+    srv = serve(snapshot_from_ldif(BIG))
     replacement = snapshot_from_ldif(SKELETON)
 
     class SwapOnFirstRead(SnapshotHolder):
@@ -371,10 +374,7 @@ def test_abandoned_search_stops_and_the_connection_goes_on(serve):  # type: igno
     from ldaptor import ldapfilter
     from ldaptor.protocols import pureldap
 
-    big = SKELETON + "".join(
-        f"\ndn: GLUE2ServiceID=s{i},GLUE2GroupID=resource,o=glue\nobjectClass: GLUE2Service\n"
-        f"GLUE2ServiceID: s{i}\nGLUE2ServiceDescription: {'x' * 500}\n" for i in range(2000))
-    srv = serve(snapshot_from_ldif(big))
+    srv = serve(snapshot_from_ldif(BIG))
     search = pureldap.LDAPSearchRequest(baseObject="o=glue", filter=ldapfilter.parseFilter("(objectClass=*)"))
     payload = (pureldap.LDAPMessage(pureldap.LDAPBindRequest(), id=1).toWire()
                + pureldap.LDAPMessage(search, id=2).toWire()
@@ -395,10 +395,7 @@ def test_unbind_closes_even_with_output_pending(serve):  # type: ignore[no-untyp
     from ldaptor import ldapfilter
     from ldaptor.protocols import pureldap
 
-    big = SKELETON + "".join(
-        f"\ndn: GLUE2ServiceID=s{i},GLUE2GroupID=resource,o=glue\nobjectClass: GLUE2Service\n"
-        f"GLUE2ServiceID: s{i}\nGLUE2ServiceDescription: {'x' * 500}\n" for i in range(2000))
-    srv = serve(snapshot_from_ldif(big))
+    srv = serve(snapshot_from_ldif(BIG))
     search = pureldap.LDAPSearchRequest(baseObject="o=glue", filter=ldapfilter.parseFilter("(objectClass=*)"))
     payload = (pureldap.LDAPMessage(search, id=1).toWire()
                + pureldap.LDAPMessage(pureldap.LDAPUnbindRequest(), id=2).toWire())

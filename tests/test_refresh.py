@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor, task
 from twisted.internet.testing import MemoryReactorClock
