@@ -171,7 +171,7 @@ def test_a_hanging_source_times_out(tmp_path):  # type: ignore[no-untyped-def]
         (src,), _ = parse_urls(f"hang ldap://127.0.0.1:{port.getHost().port}/mds-vo-name=resource,o=grid", "t")
         fake = ClockedReactor()
         d = fetch(fake, src, timeout=30, max_bytes=10**6)
-        for _ in range(200):  # let the connection be made on the real reactor
+        for _ in range(2000):  # let the connection be made on the real reactor (10 s at most)
             if fake.clock.getDelayedCalls():
                 break
             yield task.deferLater(reactor, 0.005, lambda: None)
