@@ -53,14 +53,13 @@ class Entry:
     def __init__(self, dn: DN, attrs: Mapping[str, tuple[str, Values]]) -> None:
         """`attrs` maps the lower-cased canonical name to (name, values)."""
         keys = tuple(attrs)
-        self.dn = dn
-        self.shape = _shape(keys, tuple(attrs[k][0] for k in keys))
-        self.vals = tuple(attrs[k][1] for k in keys)
+        setter = object.__setattr__  # past the immutability guard, once
+        setter(self, "dn", dn)
+        setter(self, "shape", _shape(keys, tuple(attrs[k][0] for k in keys)))
+        setter(self, "vals", tuple(attrs[k][1] for k in keys))
 
     def __setattr__(self, name: str, value: object) -> None:
-        if hasattr(self, "vals"):
-            raise AttributeError("Entry is immutable")
-        object.__setattr__(self, name, value)
+        raise AttributeError("Entry is immutable")
 
     def __repr__(self) -> str:
         return f"Entry(dn={self.dn!r}, attrs={self.attrs!r})"
