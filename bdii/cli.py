@@ -67,7 +67,7 @@ def load_config(path: str | None) -> Config:
 # Further subcommands live in their own modules, each with
 # `add_arguments(subparsers)` (registering its parser with
 # `set_defaults(run=...)`, where run(args) -> exit status).
-COMMAND_MODULES: tuple[str, ...] = ("bdii.check", "bdii.validate_cmd")
+COMMAND_MODULES: tuple[str, ...] = ("bdii.check", "bdii.validate_cmd", "bdii.explain_cmd")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -212,6 +212,56 @@ attributetype ( bdiiInfosysAT:11 NAME 'bdiiSourceRecursiveEntries'
 	EQUALITY integerMatch
 	ORDERING integerOrderingMatch
 	SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( bdiiInfosysAT:12 NAME 'bdiiBlacklistName'
+	DESC 'Which FCR blacklist source: file or url'
+	EQUALITY caseIgnoreMatch
+	SUBSTR caseIgnoreSubstringsMatch
+	SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( bdiiInfosysAT:13 NAME 'bdiiBlacklistLocation'
+	DESC 'Path or URL of an FCR blacklist'
+	EQUALITY caseIgnoreMatch
+	SUBSTR caseIgnoreSubstringsMatch
+	SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( bdiiInfosysAT:14 NAME 'bdiiBlacklistStatus'
+	DESC 'ok, stale (last good copy), refused or failed'
+	EQUALITY caseIgnoreMatch
+	SUBSTR caseIgnoreSubstringsMatch
+	SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( bdiiInfosysAT:15 NAME 'bdiiBlacklistRules'
+	DESC 'Number of rules of the blacklist in force'
+	EQUALITY integerMatch
+	ORDERING integerOrderingMatch
+	SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( bdiiInfosysAT:16 NAME 'bdiiBlacklistEntriesChanged'
+	DESC 'Entries the blacklist in force changed or removed'
+	EQUALITY integerMatch
+	ORDERING integerOrderingMatch
+	SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( bdiiInfosysAT:17 NAME 'bdiiBlacklistFetched'
+	DESC 'When the blacklist in force was read or fetched'
+	EQUALITY generalizedTimeMatch
+	ORDERING generalizedTimeOrderingMatch
+	SYNTAX 1.3.6.1.4.1.1466.115.121.1.24 SINGLE-VALUE )
+attributetype ( bdiiInfosysAT:18 NAME 'bdiiBlacklistAge'
+	DESC 'Age in seconds of the blacklist in force'
+	EQUALITY integerMatch
+	ORDERING integerOrderingMatch
+	SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( bdiiInfosysAT:19 NAME 'bdiiBlacklistRule'
+	DESC 'One rule of the blacklist in force and the entries it changed'
+	EQUALITY caseIgnoreMatch
+	SUBSTR caseIgnoreSubstringsMatch
+	SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )
+attributetype ( bdiiInfosysAT:20 NAME 'bdiiBlacklistLastError'
+	DESC 'Why the blacklist source could not be read'
+	EQUALITY caseIgnoreMatch
+	SUBSTR caseIgnoreSubstringsMatch
+	SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( bdiiInfosysAT:21 NAME 'bdiiBlacklistRefusal'
+	DESC 'Why the new blacklist was refused'
+	EQUALITY caseIgnoreMatch
+	SUBSTR caseIgnoreSubstringsMatch
+	SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
 
 objectclass ( bdiiInfosysOC:1 NAME 'bdiiSource'
 	DESC 'Status of one information source of this BDII'
@@ -221,6 +271,14 @@ objectclass ( bdiiInfosysOC:1 NAME 'bdiiSource'
 		bdiiSourceLastSuccess $ bdiiSourceLastAttempt $
 		bdiiSourceDurationMs $ bdiiSourceEntries $ bdiiSourceURL $
 		bdiiSourceBytes $ bdiiSourceRecursiveEntries ) )
+
+objectclass ( bdiiInfosysOC:2 NAME 'bdiiBlacklist'
+	DESC 'An FCR per-VO blacklist applied by this BDII'
+	SUP top STRUCTURAL
+	MUST bdiiBlacklistName
+	MAY ( bdiiBlacklistLocation $ bdiiBlacklistStatus $ bdiiBlacklistRules $
+		bdiiBlacklistEntriesChanged $ bdiiBlacklistFetched $ bdiiBlacklistAge $
+		bdiiBlacklistRule $ bdiiBlacklistLastError $ bdiiBlacklistRefusal ) )
 """
 
 BUILTIN = {"@system": SYSTEM_SCHEMA, "@infosys": INFOSYS_SCHEMA}

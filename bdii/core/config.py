@@ -55,12 +55,19 @@ class Config:
     source_max_mb: float = 100.0
     fcr_file: Path | None = None
     fcr_url: str | None = None
+    fcr_interval: float = 600.0
+    # A blacklist hiding more than this share of one VO's resources is refused.
+    fcr_max_share: float = 0.5
     gocdb_url: str | None = None
     gocdb_file: Path | None = None
     manual_urls_file: Path | None = None
     gocdb_certification: tuple[str, ...] = ("Certified",)
     gocdb_production: tuple[str, ...] = ("Production",)
     gocdb_interval: float = 3600.0
+    # The read-only HTTP/JSON view (status page, /search, /status, /metrics):
+    # off unless a port is given; None address: that of the LDAP listener.
+    http_port: int | None = None
+    http_bind_address: str | None = None
     # Object classes left out of fetched trees; None: the level's default
     # (at top level GLUE2ApplicationEnvironment and GLUE2Activity, as the
     # legacy top level did).
@@ -140,6 +147,10 @@ class Config:
             out.append(f"{loc('BDII_LOG_LEVEL')}: BDII_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         if not 0 < self.port < 65536:
             out.append(f"{loc('BDII_PORT')}: BDII_PORT must be between 1 and 65535")
+        if self.http_port is not None and not 0 < self.http_port < 65536:
+            out.append(f"{loc('BDII_HTTP_PORT')}: BDII_HTTP_PORT must be between 1 and 65535")
+        elif self.http_port == self.port:
+            out.append(f"{loc('BDII_HTTP_PORT')}: BDII_HTTP_PORT must differ from BDII_PORT")
         if self.breathe_time <= 0:
             out.append(f"{loc('BDII_BREATHE_TIME')}: BDII_BREATHE_TIME must be positive")
         if self.read_timeout <= 0:
@@ -173,6 +184,13 @@ def _convert(kind: str, value: str, base: Path | None) -> object:
             return int(value)
         except ValueError:
             raise ValueError("not an integer") from None
+    if kind == "optint":
+        if not value:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError("not an integer") from None
     if kind == "seconds":
         try:
             v = float(value)
@@ -180,6 +198,14 @@ def _convert(kind: str, value: str, base: Path | None) -> object:
             raise ValueError("not a number of seconds") from None
         if v < 0:
             raise ValueError("must not be negative")
+        return v
+    if kind == "share":
+        try:
+            v = float(value)
+        except ValueError:
+            raise ValueError("not a number") from None
+        if not 0 <= v <= 1:
+            raise ValueError("must be between 0 and 1")
         return v
     if kind == "bool":
         low = value.lower()
@@ -229,6 +255,8 @@ _KEYS: dict[str, tuple[str, str]] = {
     "BDII_SOURCE_MAX_MB": ("source_max_mb", "seconds"),
     "BDII_FCR_FILE": ("fcr_file", "optpath"),
     "BDII_FCR_URL": ("fcr_url", "optstr"),
+    "BDII_FCR_INTERVAL": ("fcr_interval", "seconds"),
+    "BDII_FCR_MAX_SHARE": ("fcr_max_share", "share"),
     "BDII_GOCDB_URL": ("gocdb_url", "optstr"),
     "BDII_GOCDB_FILE": ("gocdb_file", "optpath"),
     "BDII_MANUAL_URLS_FILE": ("manual_urls_file", "optpath"),
@@ -236,4 +264,6 @@ _KEYS: dict[str, tuple[str, str]] = {
     "BDII_GOCDB_CERTIFICATION_STATUS": ("gocdb_certification", "words"),
     "BDII_GOCDB_PRODUCTION_STATUS": ("gocdb_production", "words"),
     "BDII_GOCDB_INTERVAL": ("gocdb_interval", "seconds"),
+    "BDII_HTTP_PORT": ("http_port", "optint"),
+    "BDII_HTTP_BIND_ADDRESS": ("http_bind_address", "optstr"),
 }

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from .dn import DN, escape_value
 from .entry import Entry
+from .policy import FcrStatus
 from .snapshot import gtime
 
 
@@ -94,4 +95,32 @@ def infosys_entries(stats: UpdateStats, sources: Iterable[SourceStatus], now: fl
         if s.error:
             pairs.append(("bdiiSourceLastError", s.error))
         out.append(Entry.from_pairs(host.child((("bdiiSourceName", s.name),)), pairs))
+    return out
+
+
+def fcr_entries(hostname: str, statuses: Iterable[FcrStatus], now: float) -> list[Entry]:
+    """One `bdiiBlacklist` entry per FCR source: the blacklist in force and what each rule did."""
+    host = DN.parse(f"Hostname={escape_value(hostname)},o=infosys")
+    out = []
+    for s in statuses:
+        bl = s.in_force
+        pairs = [
+            ("objectClass", "bdiiBlacklist"),
+            ("bdiiBlacklistName", s.name),
+            ("bdiiBlacklistLocation", s.location),
+            ("bdiiBlacklistStatus", s.state),
+            ("bdiiBlacklistRules", str(len(bl.rules) if bl else 0)),
+            ("bdiiBlacklistEntriesChanged", str(sum(r.changed for r in s.reports))),
+        ]
+        if bl is not None:
+            pairs.append(("bdiiBlacklistFetched", gtime(bl.fetched)))
+            pairs.append(("bdiiBlacklistAge", str(max(0, round(now - bl.fetched)))))
+        for r in s.reports:
+            pairs.append(("bdiiBlacklistRule", f"{r.rule.where}: {r.rule.text} -> {r.changed} entries changed"
+                          + ("" if r.matched else " (matches no resource)")))
+        if s.error:
+            pairs.append(("bdiiBlacklistLastError", s.error))
+        if s.refusal:
+            pairs.append(("bdiiBlacklistRefusal", s.refusal))
+        out.append(Entry.from_pairs(host.child((("bdiiBlacklistName", s.name),)), pairs))
     return out

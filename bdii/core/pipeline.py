@@ -24,9 +24,10 @@ from .delay import PendingDeletes, step
 from .dn import DN
 from .entry import Entry
 from .errors import DNError, Problem
-from .infosys import SourceStatus, UpdateStats, infosys_entries
+from .infosys import SourceStatus, UpdateStats, fcr_entries, infosys_entries
 from .ber import BerError, iter_entries
 from .ldif import ChangeRecord, EntryRecord, iter_ldif, parse_ldif
+from .policy import Blacklist, FcrInput, FcrStatus, apply_sources
 from .rewrite import Recursive, Rewriter
 from .snapshot import Snapshot, Timestamps, gtime
 
@@ -67,6 +68,9 @@ class State:
     sources: Mapping[str, SourceStatus] = field(default_factory=dict)
     last_good: Mapping[str, tuple[float, bytes]] = field(default_factory=dict)
     generation: int = 0
+    # The FCR blacklist in force per source ("file", "url"): a refused or
+    # unreadable new one leaves it in force.
+    fcr: Mapping[str, Blacklist] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,7 @@ class BuildResult:
     stats: UpdateStats
     problems: tuple[Problem, ...]
     debug: tuple[Problem, ...] = ()
+    fcr: tuple[FcrStatus, ...] = ()
 
 
 def _is_served(dn: DN) -> bool:
@@ -159,7 +164,11 @@ def _merge_into(merged: dict[DN, Entry], entry: Entry) -> bool:
 
 
 def build(results: Sequence[SourceResult], previous: State, config: Config, now: float,
-          timings: Mapping[str, float] | None = None) -> BuildResult:
+          timings: Mapping[str, float] | None = None,
+          fcr: Sequence[FcrInput] | None = None) -> BuildResult:
+    """One cycle. `fcr`: the configured FCR blacklist sources (None: none),
+    applied after plugins and delayed delete, so a blacklisted VO value is
+    never brought back as a "vanished" entry."""
     problems: list[Problem] = []
     debug: list[Problem] = []
     merged: dict[DN, Entry] = {}
@@ -230,6 +239,12 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
         if dn not in merged:
             merged[dn] = mark_unknown(e)
 
+    fcr_in_force: Mapping[str, Blacklist] = {}
+    fcr_statuses: tuple[FcrStatus, ...] = ()
+    if fcr:
+        fcr_in_force, fcr_statuses, fcr_problems = apply_sources(merged, fcr, previous.fcr, config.fcr_max_share)
+        problems.extend(fcr_problems)
+
     failed_adds = 0
     for dn in sorted(merged, key=len):
         parent = dn.parent()
@@ -272,6 +287,7 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
         finished=now,
     )
     status_entries = infosys_entries(stats, statuses.values(), now)
+    status_entries += fcr_entries(config.hostname, fcr_statuses, now)
     all_entries = dict(merged)
     for e in status_entries:
         all_entries[e.dn] = e
@@ -285,8 +301,9 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
         sources=statuses,
         last_good=last_good,
         generation=generation,
+        fcr=fcr_in_force,
     )
-    return BuildResult(snapshot, state, stats, tuple(problems), tuple(debug))
+    return BuildResult(snapshot, state, stats, tuple(problems), tuple(debug), fcr_statuses)
 
 
 def _gather_remote(name: str, data: bytes, merged: dict[DN, Entry], problems: list[Problem],

@@ -29,6 +29,7 @@ from bdii.core.dn import DN
 from bdii.core.errors import DNError
 from bdii.core.matching import matcher
 from bdii.core.snapshot import BASE, ONE, SUB, SearchLimit, Snapshot
+from bdii.service.metrics import Metrics
 
 log = Logger()
 
@@ -191,11 +192,13 @@ class LDAPProtocol(BaseLDAPServer):
     """One client connection."""
 
     def __init__(self, holder: SnapshotHolder, clock: Callable[[], float] = time.monotonic,
-                 scheduler: Callable[..., object] | None = None) -> None:
+                 scheduler: Callable[..., object] | None = None, metrics: Metrics | None = None) -> None:
         super().__init__()
         self.holder = holder
         self.clock = clock
         self.scheduler = scheduler
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.started_at: dict[int, float] = {}  # message id -> clock() when it came in
         self.queue_: deque[_Search] = deque()
         self.paused = False
         self.running = False
@@ -207,9 +210,11 @@ class LDAPProtocol(BaseLDAPServer):
         peer = self.transport.getPeer()
         self.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
         self.transport.registerProducer(self, True)
+        self.metrics.connection_opened()
 
     def connectionLost(self, reason: object = None) -> None:
         super().connectionLost(reason)
+        self.metrics.connection_closed()
         for s in self.queue_:
             s.abandoned = True
         self.queue_.clear()
@@ -267,6 +272,7 @@ class LDAPProtocol(BaseLDAPServer):
             self._drop(f"unsupported request {name}")
             return
         if not isinstance(req, (pureldap.LDAPUnbindRequest, pureldap.LDAPAbandonRequest)):
+            self.started_at[msg.id] = self.clock()
             for control in msg.controls or ():
                 if control[1]:
                     self._result(msg.id, req, UNAVAILABLE_CRITICAL_EXTENSION,
@@ -284,7 +290,13 @@ class LDAPProtocol(BaseLDAPServer):
             op = pureldap.LDAPExtendedResponse(resultCode=code, matchedDN=matched, errorMessage=message)
         else:
             op = kind(resultCode=code, matchedDN=matched, errorMessage=message)
+        self._counted(msgid, type(req).__name__, code)
         self._send(pureldap.LDAPMessage(op, id=msgid).toWire())
+
+    def _counted(self, msgid: int, request_type: str, code: int) -> None:
+        """Metrics: one request answered with `code` (its final response)."""
+        t0 = self.started_at.pop(msgid, None)
+        self.metrics.request_done(request_type, code, 0.0 if t0 is None else self.clock() - t0)
 
     # --- operations ----------------------------------------------------------
     def do_LDAPBindRequest(self, msgid: int, req: pureldap.LDAPBindRequest) -> None:
@@ -306,6 +318,7 @@ class LDAPProtocol(BaseLDAPServer):
         for s in self.queue_:
             if s.msgid == req.value:
                 s.abandoned = True
+        self.started_at.pop(req.value, None)
 
     def _refuse(self, msgid: int, req: object) -> None:
         self._result(msgid, req, STRONGER_AUTH, message="modifications require authentication")
@@ -315,6 +328,7 @@ class LDAPProtocol(BaseLDAPServer):
     def do_LDAPExtendedRequest(self, msgid: int, req: pureldap.LDAPExtendedRequest) -> None:
         name = getattr(req.requestName, "value", req.requestName)
         if name == WHOAMI_OID:
+            self._counted(msgid, type(req).__name__, SUCCESS)
             self._send(pureldap.LDAPMessage(pureldap.LDAPExtendedResponse(resultCode=SUCCESS), id=msgid).toWire())
         else:
             self._result(msgid, req, PROTOCOL_ERROR, message="unsupported extended operation")
@@ -371,6 +385,7 @@ class LDAPProtocol(BaseLDAPServer):
         self._enqueue(_Search(msgid, self._results(snap, msgid, i, req, compiled, sel, deadline)))
 
     def _done(self, msgid: int, code: int, message: str = "") -> bytes:
+        self._counted(msgid, "LDAPSearchRequest", code)
         op = pureldap.LDAPSearchResultDone(resultCode=code, errorMessage=message)
         return pureldap.LDAPMessage(op, id=msgid).toWire()
 
@@ -481,12 +496,14 @@ class LDAPServerFactory(Factory):
 
     noisy = False
 
-    def __init__(self, holder: SnapshotHolder, reactor: object | None = None) -> None:
+    def __init__(self, holder: SnapshotHolder, reactor: object | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.holder = holder
         self.reactor = reactor
+        self.metrics = metrics if metrics is not None else Metrics()
 
     def buildProtocol(self, addr: object) -> LDAPProtocol:
         sched = getattr(self.reactor, "callLater", None)
-        p = LDAPProtocol(self.holder, scheduler=sched)
+        p = LDAPProtocol(self.holder, scheduler=sched, metrics=self.metrics)
         p.factory = self
         return p

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Any
 
@@ -11,9 +12,10 @@ from twisted.logger import Logger
 
 from bdii.core.config import Config
 from bdii.core.dn import DN
-from bdii.service.app import BdiiService, endpoint_string
+from bdii.core.errors import ConfigError
+from bdii.service.app import BdiiService, endpoint_string, http_endpoint_string
 from bdii.service.ldapserver import SnapshotHolder
-from bdii.service.logs import start_logging
+from bdii.service.logs import LogOutput, start_logging
 from bdii.service.updater import Updater
 
 log = Logger()
@@ -31,14 +33,15 @@ def _notices(config: Config) -> None:
 def serve(config: Config) -> int:
     from twisted.internet import reactor
 
-    start_logging(config.python_log_level, config.log_file)
+    output = start_logging(config.python_log_level, config.log_file)
     _notices(config)
     service = BdiiService(config, reactor)
     try:
         service.startService()
     except Exception as exc:  # noqa: BLE001 - e.g. the port is taken
         log.critical("cannot start: {err}", err=exc)
-        print(f"bdii: cannot listen on {endpoint_string(config)}: {exc}", file=sys.stderr)
+        print(f"bdii: cannot listen on {endpoint_string(config)}"
+              f"{' or ' + str(http_endpoint_string(config)) if config.http_port else ''}: {exc}", file=sys.stderr)
         return 1
     if config.pid_file is not None:
         try:
@@ -47,10 +50,54 @@ def serve(config: Config) -> int:
         except OSError as exc:
             log.error("cannot write PID file {path}: {err}", path=str(config.pid_file), err=exc)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)  # type: ignore[attr-defined]
+    # SIGTERM and SIGINT stop the reactor (Twisted's own handlers). SIGHUP:
+    # the handler runs between bytecodes on this (the reactor's) thread and
+    # only queues the work.
+    signal.signal(signal.SIGHUP, lambda _sig, _frame: reactor.callFromThread(hangup, service, output))
     log.info("serving LDAP on {ep} (mode {mode}, refresh every {t:g}s)", ep=endpoint_string(config),
              mode=config.mode, t=config.breathe_time)
+    if config.http_port:
+        log.info("serving HTTP on {ep}", ep=http_endpoint_string(config))
     reactor.run()  # type: ignore[attr-defined]
     return 0
+
+
+def hangup(service: BdiiService, output: LogOutput) -> None:
+    """SIGHUP: reopen the log file, re-read the configuration, start a cycle.
+
+    A configuration that does not read or has bad values is logged and the
+    running one kept; settings that only a restart can change (listening
+    addresses, the state directory...) are logged and kept too.
+    """
+    try:
+        output.reopen()
+    except OSError as exc:
+        log.error("SIGHUP: cannot reopen the log file {path}: {err}; still writing to the old one",
+                  path=str(output.path), err=exc.strerror)
+    source = service.config.source_file
+    if not source.startswith("<"):
+        # The CLI owns how a file becomes a Config (the FQDN default, the
+        # embedded demo's paths): the same reading as at start.
+        from bdii.cli import load_config
+
+        log.info("SIGHUP: reloading the configuration from {path}", path=source)
+        try:
+            new = load_config(source)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("SIGHUP: {problem}", problem=problem)
+            log.error("SIGHUP: bad configuration in {path}; keeping the previous configuration", path=source)
+        else:
+            for note in service.reconfigure(new):
+                log.warn("SIGHUP: {note}", note=note)
+            _notices(new)
+            try:
+                output.configure(service.config.log_file, service.config.python_log_level)
+            except OSError as exc:
+                log.error("SIGHUP: cannot open the log file {path}: {err}; still writing to the old one",
+                          path=str(service.config.log_file), err=exc.strerror)
+    log.info("SIGHUP: starting a refresh cycle")
+    service.refresh_now()
 
 
 def update(config: Config, with_status: bool = False) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from bdii.core.pipeline import BuildResult, State, build
 from bdii.service.ldapserver import SnapshotHolder
 from bdii.core.urls import RemoteSource, parse_urls
 from bdii.service.cache import SourceCache
+from bdii.service.fcr import FcrSources
 from bdii.service.remote import fetch_all
 from bdii.service.sitelist import SiteList, read_manual
 from bdii.service.sources import read_ldif_files, run_directory
@@ -31,6 +33,7 @@ from bdii.service.store import StateStore
 log = Logger()
 
 Runner = Callable[..., defer.Deferred]
+HISTORY = 60  # cycles kept in Updater.history
 
 
 def build_quietly(*args: Any) -> Any:
@@ -105,9 +108,13 @@ class Updater(Service):
                            last_good=self.cache.load() if self.cache else {})
         self.sources: list[RemoteSource] = []
         self.site_list = SiteList(config, reactor, wall) if (config.gocdb_url or config.gocdb_file) else None
+        fcr = FcrSources(config, reactor, wall, keep_on_disk=store is not None)
+        self.fcr = fcr if fcr.configured else None
         self.last_build_time = 0.0
         self.cycles = 0
         self.last_stats = None
+        # The last cycles' statistics, oldest first (the status page's chart).
+        self.history: deque[Any] = deque(maxlen=HISTORY)
         self._loop: task.LoopingCall | None = None
 
     @defer.inlineCallbacks
@@ -117,6 +124,8 @@ class Updater(Service):
         t0 = time.monotonic()
         if self.site_list is not None:
             yield self.site_list.refresh_if_due()
+        if self.fcr is not None:
+            yield self.fcr.refresh_if_due()
         reads = self.run(read_ldif_files, cfg.ldif_dir, self.wall)
         providers = run_directory(self.reactor, cfg.provider_dir, "provider", cfg.read_timeout, self.wall)
         plugins = run_directory(self.reactor, cfg.plugin_dir, "plugin", cfg.read_timeout, self.wall)
@@ -138,7 +147,8 @@ class Updater(Service):
             "db_update": self.last_build_time,
         }
         b0 = time.monotonic()
-        result: BuildResult = yield self.run(build_quietly, results, self.state, cfg, self.wall(), timings)
+        fcr = self.fcr.inputs() if self.fcr is not None else None
+        result: BuildResult = yield self.run(build_quietly, results, self.state, cfg, self.wall(), timings, fcr)
         self.last_build_time = time.monotonic() - b0
         old = [self.holder.current, self.state]
         self.holder.swap(result.snapshot)
@@ -147,6 +157,7 @@ class Updater(Service):
         del old
         self.cycles += 1
         self.last_stats = result.stats
+        self.history.append(result.stats)
         for p in result.problems:
             level = log.error if "source failed" in p.message else log.warn
             level("{problem}", problem=str(p), source=p.where, line=p.line, dn=p.dn)
