@@ -15,12 +15,10 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.web.client import Agent
-from twisted.web.http_headers import Headers
 
 from bdii.core.config import Config
 from bdii.core.policy import FcrInput
-from bdii.service.sitelist import _body
+from bdii.service.sitelist import http_get
 from bdii.service.store import write_atomic_bytes
 
 log = Logger()
@@ -81,21 +79,8 @@ class FcrSources:
             except OSError as exc:
                 log.error("cannot keep the FCR blacklist in {path}: {err}", path=str(self.cache), err=exc)
 
-    @defer.inlineCallbacks
-    def _get(self, url: str):  # type: ignore[no-untyped-def]
-        timeout = self.config.source_timeout
-        agent = Agent(self.reactor, connectTimeout=timeout)
-        d = agent.request(b"GET", url.encode(), Headers({b"User-Agent": [b"bdii"]}))
-        timer = self.reactor.callLater(timeout, d.cancel)
-        try:
-            response = yield d
-            body = yield _body(response)
-        finally:
-            if timer.active():
-                timer.cancel()
-        if response.code != 200:
-            raise ValueError(f"HTTP {response.code} from {url}")
-        return body
+    def _get(self, url: str) -> defer.Deferred:
+        return http_get(self.reactor, url, self.config.source_timeout)
 
     def inputs(self) -> list[FcrInput]:
         """This cycle's copy of each configured source (the file is read now)."""

@@ -88,20 +88,8 @@ class SiteList:
         log.info("site list: {n} sites", n=len(sites))
         return sites
 
-    @defer.inlineCallbacks
-    def _get(self, url: str):  # type: ignore[no-untyped-def]
-        agent = Agent(self.reactor, connectTimeout=self.config.source_timeout)
-        d = agent.request(b"GET", url.encode(), Headers({b"User-Agent": [b"bdii"]}))
-        timer = self.reactor.callLater(self.config.source_timeout * 2, d.cancel)
-        try:
-            response = yield d
-            body = yield _body(response)
-        finally:
-            if timer.active():
-                timer.cancel()
-        if response.code != 200:
-            raise ValueError(f"HTTP {response.code} from {url}")
-        return body
+    def _get(self, url: str) -> defer.Deferred:
+        return http_get(self.reactor, url, self.config.source_timeout)
 
 
 MAX_BODY = 64 * 1024 * 1024
@@ -135,6 +123,24 @@ def _body(response: Any) -> defer.Deferred:
     done: defer.Deferred = defer.Deferred()
     response.deliverBody(_Body(done))
     return done
+
+
+@defer.inlineCallbacks
+def http_get(reactor: Any, url: str, timeout: float):  # type: ignore[no-untyped-def]
+    """GET a small document (GOCDB's site list, an FCR blacklist): the body,
+    or an exception for a non-200 answer, a refused connection or `timeout`."""
+    agent = Agent(reactor, connectTimeout=timeout)
+    d = agent.request(b"GET", url.encode(), Headers({b"User-Agent": [b"bdii"]}))
+    timer = reactor.callLater(timeout * 2, d.cancel)
+    try:
+        response = yield d
+        body = yield _body(response)
+    finally:
+        if timer.active():
+            timer.cancel()
+    if response.code != 200:
+        raise ValueError(f"HTTP {response.code} from {url}")
+    return body
 
 
 def read_manual(path: Path | None) -> list[RemoteSource]:
