@@ -27,17 +27,37 @@ def state_dir() -> Path:
     return Path(base) / "bdii"
 
 
+# The demo site's providers: (module of bdii.providers, its configuration in
+# bdii/default/providers/), each installed as provider/bdii-provider-<conf stem>.
+DEFAULT_PROVIDERS: tuple[tuple[str, str], ...] = (
+    ("site", "site.conf"), ("bdii", "bdii.conf"), ("ce", "ce.conf"), ("se", "se.conf"),
+    ("service", "service-fts.conf"), ("service", "service-voms.conf"),
+)
+STATE_DIR_PLACEHOLDER = "@STATE_DIR@"
+
+
 def prepare_default_state(directory: Path) -> Path:
-    """Lay out the demo: skeleton LDIF and the demo provider. Returns the conf path."""
+    """Lay out the demo: skeleton LDIF, the demo site's provider configurations
+    (provider-config/) and one wrapper per provider (provider/). Returns the conf path."""
     default = resources.files("bdii") / "default"
-    for sub in ("ldif", "provider", "plugin", "var"):
+    for sub in ("ldif", "provider", "plugin", "var", "provider-config"):
         (directory / sub).mkdir(parents=True, exist_ok=True)
     for item in (default / "ldif").iterdir():
         if item.name.endswith(".ldif"):
             _write_if_changed(directory / "ldif" / item.name, item.read_text(encoding="utf-8"))
-    # The interpreter running bdii has jinja2; a bare "python3" on PATH may not.
-    script = f"#!{sys.executable}\nfrom bdii.providers.demo import main\nraise SystemExit(main())\n"
-    _write_if_changed(directory / "provider" / "bdii-demo-provider", script, mode=0o755)
+    absolute = directory.resolve()
+    for module, name in DEFAULT_PROVIDERS:
+        conf_text = (default / "providers" / name).read_text(encoding="utf-8")
+        conf_path = absolute / "provider-config" / name
+        # The storage element measures the state directory's file system.
+        _write_if_changed(conf_path, conf_text.replace(STATE_DIR_PLACEHOLDER, str(absolute)))
+        # The interpreter running bdii has jinja2; a bare "python3" on PATH may not.
+        script = (f"#!{sys.executable}\nfrom bdii.providers.{module} import main\n"
+                  f"raise SystemExit(main(['-c', {str(conf_path)!r}]))\n")
+        _write_if_changed(directory / "provider" / f"bdii-provider-{name.removesuffix('.conf')}",
+                          script, mode=0o755)
+    # Left by versions that ran one demo provider instead.
+    (directory / "provider" / "bdii-demo-provider").unlink(missing_ok=True)
     conf = directory / "bdii.conf"
     _write_if_changed(conf, (default / "bdii.conf").read_text(encoding="utf-8"))
     return conf

@@ -262,6 +262,21 @@ attributetype ( bdiiInfosysAT:21 NAME 'bdiiBlacklistRefusal'
 	EQUALITY caseIgnoreMatch
 	SUBSTR caseIgnoreSubstringsMatch
 	SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( bdiiInfosysAT:22 NAME 'bdiiValidationErrors'
+	DESC 'Validation errors found at ingest (BDII_VALIDATE) in the last cycle'
+	EQUALITY integerMatch
+	ORDERING integerOrderingMatch
+	SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( bdiiInfosysAT:23 NAME 'bdiiValidationWarnings'
+	DESC 'Validation warnings found at ingest (BDII_VALIDATE) in the last cycle'
+	EQUALITY integerMatch
+	ORDERING integerOrderingMatch
+	SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( bdiiInfosysAT:24 NAME 'bdiiValidationDropped'
+	DESC 'Entries with validation errors dropped (BDII_VALIDATE=strict) in the last cycle'
+	EQUALITY integerMatch
+	ORDERING integerOrderingMatch
+	SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
 
 objectclass ( bdiiInfosysOC:1 NAME 'bdiiSource'
 	DESC 'Status of one information source of this BDII'
@@ -270,7 +285,8 @@ objectclass ( bdiiInfosysOC:1 NAME 'bdiiSource'
 	MAY ( bdiiSourceKind $ bdiiSourceStatus $ bdiiSourceLastError $
 		bdiiSourceLastSuccess $ bdiiSourceLastAttempt $
 		bdiiSourceDurationMs $ bdiiSourceEntries $ bdiiSourceURL $
-		bdiiSourceBytes $ bdiiSourceRecursiveEntries ) )
+		bdiiSourceBytes $ bdiiSourceRecursiveEntries $
+		bdiiValidationErrors $ bdiiValidationWarnings $ bdiiValidationDropped ) )
 
 objectclass ( bdiiInfosysOC:2 NAME 'bdiiBlacklist'
 	DESC 'An FCR per-VO blacklist applied by this BDII'
@@ -279,6 +295,11 @@ objectclass ( bdiiInfosysOC:2 NAME 'bdiiBlacklist'
 	MAY ( bdiiBlacklistLocation $ bdiiBlacklistStatus $ bdiiBlacklistRules $
 		bdiiBlacklistEntriesChanged $ bdiiBlacklistFetched $ bdiiBlacklistAge $
 		bdiiBlacklistRule $ bdiiBlacklistLastError $ bdiiBlacklistRefusal ) )
+
+objectclass ( bdiiInfosysOC:3 NAME 'bdiiValidationStats'
+	DESC 'Validation totals of the last cycle, on the UpdateStats entry'
+	SUP top AUXILIARY
+	MAY ( bdiiValidationErrors $ bdiiValidationWarnings $ bdiiValidationDropped ) )
 """
 
 BUILTIN = {"@system": SYSTEM_SCHEMA, "@infosys": INFOSYS_SCHEMA}

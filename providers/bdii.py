@@ -11,6 +11,15 @@ LDAP URL of the GLUE 2.0 tree (``GLUE2DomainID=SITE,o=glue`` or
 ``GLUE2GroupID=grid,o=glue``) and an ``ALL`` access policy. The health state
 is ok: the provider runs inside the BDII it describes (a dead BDII publishes
 nothing, and its site then marks it Unknown after BDII_DELETE_DELAY).
+
+Where the entries go (``level``): ``resource`` (the default: under
+``mds-vo-name=resource,o=grid`` / ``GLUE2GroupID=resource,o=glue``, for a
+resource BDII whose site BDII fetches and moves them, as any provider's);
+``site`` (directly in the site BDII's own trees, ``mds-vo-name=SITE,o=grid``
+and ``GLUE2DomainID=SITE,o=glue``); ``top`` (in the top BDII's trees,
+``mds-vo-name=local,o=grid`` and ``GLUE2GroupID=grid,o=glue``). The BDII
+runs this provider itself at the site and top levels with the matching
+level (``BDII_SELF_PROVIDER``), so its local entries need no rewriting.
 """
 
 from __future__ import annotations
@@ -33,6 +42,12 @@ from bdii.providers.site import site_name
 NAME = "bdii"
 TEMPLATES = ("service.ldif.j2",)
 CAPABILITIES = ["information.discovery", "information.model", "information.monitoring"]
+# level -> (GLUE 1.3 suffix, GLUE 2.0 suffix) of the published entries, given the site name
+LEVELS = {
+    "resource": lambda site: (RESOURCE_SUFFIX13, RESOURCE_SUFFIX20),
+    "site": lambda site: (f"mds-vo-name={site},o=grid", f"GLUE2DomainID={site},o=glue"),
+    "top": lambda site: ("mds-vo-name=local,o=grid", "GLUE2GroupID=grid,o=glue"),
+}
 
 
 def build_model(cfg: ConfigFile, now: datetime) -> dict[str, Any]:
@@ -45,6 +60,8 @@ def build_model(cfg: ConfigFile, now: datetime) -> dict[str, Any]:
     site = site_name(b, "site")
     base13, base20 = (("mds-vo-name=local,o=grid", "GLUE2GroupID=grid,o=glue") if kind == "bdii_top"
                       else (f"mds-vo-name={site},o=grid", f"GLUE2DomainID={site},o=glue"))
+    level = b.choice("level", tuple(LEVELS), "resource")
+    suffix13, suffix20 = LEVELS[level](site)
     version = b.word("version", provider_version())
     service_id = b.word("id", f"{host}_{kind}")
     service = {
@@ -76,7 +93,7 @@ def build_model(cfg: ConfigFile, now: datetime) -> dict[str, Any]:
     return {"service": service, "endpoints": endpoints,
             "health": {"state": "ok", "status13": "OK", "info": "BDII Running"},
             "created": glue_time(now), "validity": validity,
-            "suffix13": RESOURCE_SUFFIX13, "suffix20": RESOURCE_SUFFIX20}
+            "suffix13": suffix13, "suffix20": suffix20}
 
 
 def generate(cfg: ConfigFile, now: datetime) -> str:

@@ -25,6 +25,13 @@ HTCondor
     Unclaimed slots, partitionable slots included: their Cpus are what is
     left to carve).
 
+Static (``system = static``)
+    nothing is asked: each ``[queue:NAME]`` gives its ``running_jobs`` and
+    ``waiting_jobs`` per VO (``atlas=120 cms=40``; total = running +
+    waiting), ``slots`` and ``free_slots``, and ``[batch]`` the ``lrms``
+    name and ``version`` to publish (a demo, or a site whose numbers come
+    from elsewhere and are written into the file).
+
 A job's VO: its Slurm account (or user, ``vo_from = user``) or its HTCondor
 ``AcctGroup`` (``vo_attribute``), looked up in ``vo_map``; otherwise
 ``group_`` and a ``.subgroup`` suffix are dropped (``group_atlas.prod`` ->
@@ -214,6 +221,7 @@ def _queues(cfg: ConfigFile, vos: list[str]) -> list[dict[str, Any]]:
             "max_total": q.int("max_total_jobs", 20000, minimum=1),
             "status": q.choice("status", ("Production", "Draining", "Closed", "Queueing"),
                                "Production"),
+            "section": q,
         })
     if not queues:
         raise ConfigError(f"{cfg.path}: no [queue:NAME] section")
@@ -223,7 +231,9 @@ def _queues(cfg: ConfigFile, vos: list[str]) -> list[dict[str, Any]]:
 def batch_state(b: Section, queues: list[dict[str, Any]], vos: list[str]
                 ) -> tuple[str, str, dict[str, Counts], dict[str, Slots]]:
     """Ask the batch system: (lrms name, version, counts and slots per queue name)."""
-    system = b.choice("system", ("slurm", "htcondor"))
+    system = b.choice("system", ("slurm", "htcondor", "static"))
+    if system == "static":
+        return static_state(b, queues)
     vo_map = b.mapping("vo_map")
     timeout = b.int("timeout", 60, minimum=1)
     counts: dict[str, Counts] = {}
@@ -258,6 +268,36 @@ def batch_state(b: Section, queues: list[dict[str, Any]], vos: list[str]
     version = b.optional("version") or _version_from(
         checked_output(["condor_version"], timeout), r"\$CondorVersion:\s+(\S+)")
     return "condor", version, counts, slots
+
+
+def _count(sec: Section, key: str, default: int = 0) -> int:
+    return sec.int(key, default, minimum=0)
+
+
+def static_state(b: Section, queues: list[dict[str, Any]]
+                 ) -> tuple[str, str, dict[str, Counts], dict[str, Slots]]:
+    """``system = static``: no batch system is asked; each ``[queue:NAME]``
+    gives ``running_jobs`` / ``waiting_jobs`` (``VO=N`` pairs), ``slots`` and
+    ``free_slots``; ``[batch]`` names the ``lrms`` and its ``version``."""
+    lrms = b.word("lrms")
+    version = b.word("version")
+    counts: dict[str, Counts] = {}
+    slots: dict[str, Slots] = {}
+    for q in queues:
+        sec = q["section"]
+        jobs = Counts()
+        for key, counter in (("running_jobs", jobs.running), ("waiting_jobs", jobs.waiting)):
+            for vo, text in sec.mapping(key).items():
+                if vo not in q["vos"]:
+                    raise sec.error(key, f"{vo!r} is not among the queue's vos")
+                if not text.isdigit():
+                    raise sec.error(key, f"{vo}={text}: not a number of jobs")
+                counter[vo] += int(text)
+        total, free = _count(sec, "slots"), _count(sec, "free_slots")
+        if free > total:
+            raise sec.error("free_slots", f"more free slots ({free}) than slots ({total})")
+        counts[q["name"]], slots[q["name"]] = jobs, Slots(total, free)
+    return lrms, version, counts, slots
 
 
 def build_model(cfg: ConfigFile, now: datetime) -> dict[str, Any]:
@@ -361,7 +401,7 @@ def generate(cfg: ConfigFile, now: datetime) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     return main_for(NAME, "Print GLUE 1.3 and GLUE 2.0 LDIF for a compute element and its "
-                    "batch system (Slurm or HTCondor).", generate, argv)
+                    "batch system (Slurm, HTCondor, or static numbers).", generate, argv)
 
 
 if __name__ == "__main__":

@@ -685,10 +685,12 @@ def main(argv: Iterable[str] | None = None) -> int:
         print(f"slapd_harness: {e}", file=sys.stderr)
         return 1
     counts = ", ".join(f"{k}: {v}" for k, v in server.entry_counts.items())
-    print(server.url, flush=True)
-    print(f"slapd_harness: started in {server.start_seconds:.3f}s ({counts}); "
-          f"Ctrl-C to stop", file=sys.stderr, flush=True)
     try:
+        # Inside the try: a Ctrl-C right after the URL is printed (a test's
+        # SIGINT on a loaded machine) is a clean stop too.
+        print(server.url, flush=True)
+        print(f"slapd_harness: started in {server.start_seconds:.3f}s ({counts}); "
+              f"Ctrl-C to stop", file=sys.stderr, flush=True)
         while server.proc is not None and server.proc.poll() is None:
             time.sleep(0.5)
         print("slapd_harness: slapd exited", file=sys.stderr)

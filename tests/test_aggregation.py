@@ -228,7 +228,9 @@ def test_a_source_returning_our_own_tree_is_dropped(tmp_path, serve):  # type: i
     yield top.cycle()
     status = _status(top_holder, "ldap/loop")
     assert status["bdiiSourceStatus"] == ("recursive",)
-    assert status["bdiiSourceRecursiveEntries"] == ("4",)  # local, SITE-A, its GlueSite and GlueCE
+    # local, SITE-A, its GlueSite and GlueCE, and the site BDII's own bdii_site
+    # GlueService with its two GlueServiceData
+    assert status["bdiiSourceRecursiveEntries"] == ("7",)
     assert {dn for dn in _dns(top_holder) if "infosys" not in dn} == {dn for dn in before if "infosys" not in dn}
 
 
@@ -346,3 +348,75 @@ def test_top_level_takes_its_sites_from_gocdb_and_keeps_them_when_gocdb_is_down(
         assert ce_at_top in _dns(holder2)
     finally:
         yield web.stopListening()
+
+
+Q5_BASE, Q5_FILTER = "mds-vo-name=local,o=grid", "(&(objectclass=GlueService)(GlueServiceType=bdii_top))"
+
+
+@pytest_twisted.inlineCallbacks
+def test_site_and_top_bdii_publish_themselves(tmp_path, serve):  # type: ignore[no-untyped-def]
+    """With no provider installed, a site BDII serves its own bdii_site service in its site trees
+    and a top BDII its bdii_top service where Q5 looks; the site's reaches the top like any entry."""
+    ce = serve(snapshot_from_ldif(RESOURCE_CE))
+    site, site_holder = level(tmp_path, "site", "site", f"ce {ce.url}/mds-vo-name=resource,o=grid\n",
+                              site_name="SITE-A", port=2171)
+    yield site.cycle()
+    site_srv = serve(site_holder.current)
+    assert _status(site_holder, "provider/bdii-self")["bdiiSourceStatus"] == ("ok",)
+
+    _r, found = yield in_thread(ldap3_search, site_srv.url, "mds-vo-name=SITE-A,o=grid",
+                                "(&(objectClass=GlueService)(GlueServiceType=bdii_site))",
+                                attributes=["GlueServiceEndpoint", "GlueForeignKey"])
+    assert found == [("GlueServiceUniqueID=site.example.org_bdii_site_ldap,Mds-Vo-name=SITE-A,o=grid", {
+        "GlueServiceEndpoint": [b"ldap://site.example.org:2171/mds-vo-name=SITE-A,o=grid"],
+        "GlueForeignKey": [b"GlueSiteUniqueID=SITE-A"]})]
+    _r, eps = yield in_thread(ldap3_search, site_srv.url, "GLUE2DomainID=SITE-A,o=glue",
+                              "(&(objectClass=GLUE2Endpoint)(GLUE2EndpointInterfaceName=bdii_site))",
+                              attributes=["GLUE2EndpointURL"])
+    assert eps == [(("GLUE2EndpointID=site.example.org_bdii_site_ldap,GLUE2ServiceID=site.example.org_bdii_site,"
+                     "GLUE2DomainID=SITE-A,o=glue"),
+                    {"GLUE2EndpointURL": [b"ldap://site.example.org:2171/GLUE2DomainID=SITE-A,o=glue"]})]
+
+    top, top_holder = level(tmp_path, "top", "top", f"SITE-A {site_srv.url}/mds-vo-name=SITE-A,o=grid\n",
+                            site_name="SITE-A")
+    yield top.cycle()
+    top_srv = serve(top_holder.current)
+    q5 = yield in_thread(ldapsearch, top_srv.url, "-b", Q5_BASE, Q5_FILTER, "GlueServiceEndpoint")
+    assert parse_ldapsearch(q5.stdout) == {
+        "GlueServiceUniqueID=top.example.org_bdii_top_ldap,Mds-Vo-name=local,o=grid": {
+            "GlueServiceEndpoint": ["ldap://top.example.org:2170/mds-vo-name=local,o=grid"]}}
+    _r, top_eps = yield in_thread(ldap3_search, top_srv.url, "o=glue",
+                                  "(&(objectClass=GLUE2Endpoint)(|(GLUE2EndpointInterfaceName=bdii_top)"
+                                  "(GLUE2EndpointInterfaceName=bdii_site)))", attributes=["GLUE2EndpointURL"])
+    assert sorted(top_eps) == [
+        (("GLUE2EndpointID=site.example.org_bdii_site_ldap,GLUE2ServiceID=site.example.org_bdii_site,"
+          "GLUE2DomainID=SITE-A,GLUE2GroupID=grid,o=glue"),
+         {"GLUE2EndpointURL": [b"ldap://site.example.org:2171/GLUE2DomainID=SITE-A,o=glue"]}),
+        (("GLUE2EndpointID=top.example.org_bdii_top_ldap,GLUE2ServiceID=top.example.org_bdii_top,"
+          "GLUE2GroupID=grid,o=glue"),
+         {"GLUE2EndpointURL": [b"ldap://top.example.org:2170/GLUE2GroupID=grid,o=glue"]})]
+    # The site BDII's own service, fetched from it, in the legacy top-level DN form.
+    q_site = yield in_thread(ldapsearch, top_srv.url, "-b", Q5_BASE,
+                             "(&(objectclass=GlueService)(GlueServiceType=bdii_site))", "1.1")
+    assert list(parse_ldapsearch(q_site.stdout)) == [
+        "GlueServiceUniqueID=site.example.org_bdii_site_ldap,Mds-Vo-name=SITE-A,Mds-Vo-name=local,o=grid"]
+
+
+@pytest_twisted.inlineCallbacks
+def test_self_provider_off_or_without_a_site_name_publishes_nothing(tmp_path, serve):  # type: ignore[no-untyped-def]
+    """BDII_SELF_PROVIDER=no turns it off; a top BDII without BDII_SITE_NAME (the AdminDomain
+    GLUE 2.0 requires) publishes nothing of itself; a resource BDII never runs it."""
+    from bdii.service.selfprovider import self_provider_config
+
+    assert Config.from_legacy_text("BDII_SELF_PROVIDER=no\n", "c").self_provider is False
+    assert Config().self_provider is True
+    assert self_provider_config(Config(site_name="S")) is None
+    ce = serve(snapshot_from_ldif(RESOURCE_CE))
+    site, holder = level(tmp_path, "site", "site", f"ce {ce.url}/mds-vo-name=resource,o=grid\n",
+                         site_name="SITE-A", self_provider=False)
+    top, top_holder = level(tmp_path, "top", "top", f"ce {ce.url}/mds-vo-name=resource,o=grid\n")
+    yield site.cycle()
+    yield top.cycle()
+    for h in (holder, top_holder):
+        assert not [dn for dn in _dns(h) if "bdii_" in dn]
+        assert not [e for e in h.current.entries if e.get("bdiiSourceName") == ("provider/bdii-self",)]

@@ -63,7 +63,11 @@ def test_serve_on_the_default_configuration(tmp_path: Path) -> None:
     assert int(stat_entry["TotalEntries"][0]) > 50
     state = tmp_path / "state"
     assert (state / "bdii.conf").is_file() and (state / "ldif" / "default.ldif").is_file()
-    assert os.access(state / "provider" / "bdii-demo-provider", os.X_OK)
+    # The demo is the resource-level providers run on the packaged demo configurations.
+    wrappers = sorted(p.name for p in (state / "provider").iterdir() if os.access(p, os.X_OK))
+    assert wrappers == ["bdii-provider-bdii", "bdii-provider-ce", "bdii-provider-se",
+                        "bdii-provider-service-fts", "bdii-provider-service-voms", "bdii-provider-site"]
+    assert str(state.resolve()) in (state / "provider-config" / "se.conf").read_text()
 
 
 def test_port_in_use_is_one_clear_error(tmp_path: Path) -> None:

@@ -421,7 +421,8 @@ def site_bdii(serve, tmp_path):  # type: ignore[no-untyped-def]
                     f"down-resource ldap://127.0.0.1:{_closed_port()}/mds-vo-name=resource,o=grid\n")
     text = (f"BDII_MODE=site\nBDII_SITE_NAME=TEST-SITE\nBDII_URLS_FILE={urls}\nBDII_LDIF_DIR=ldif\n"
             f"BDII_PROVIDER_DIR=provider\nBDII_PLUGIN_DIR=plugin\nBDII_VAR_DIR=var\nBDII_HOSTNAME=site-bdii.example.org\n"
-            "BDII_SOURCE_TIMEOUT=10\nBDII_READ_TIMEOUT=10\n")
+            "BDII_SOURCE_TIMEOUT=10\nBDII_READ_TIMEOUT=10\n"
+            "BDII_SELF_PROVIDER=no\n")  # only the sources above (the self provider: test_aggregation)
     config = Config.from_legacy_text(text, "bdii.conf", base=tmp_path)
     holder = SnapshotHolder()
     updater = Updater(config, reactor, holder)

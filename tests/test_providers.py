@@ -10,6 +10,7 @@ site BDII aggregate it, and asks what brokers ask.
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 import subprocess
@@ -133,7 +134,8 @@ def of_class(recs, name: str):  # type: ignore[no-untyped-def]
 
 
 EXAMPLES = [("site", "site.conf"), ("bdii", "bdii-site.conf"), ("bdii", "bdii-top.conf"),
-            ("ce", "ce-slurm.conf"), ("ce", "ce-htcondor.conf"), ("se", "se-posix.conf")] + [
+            ("ce", "ce-slurm.conf"), ("ce", "ce-htcondor.conf"), ("ce", "ce-static.conf"),
+            ("se", "se-posix.conf")] + [
     ("service", p.name) for p in sorted(ETC.glob("service-*.conf"))]
 
 
@@ -238,6 +240,22 @@ def test_bdii_provider_publishes_its_ldap_urls() -> None:
     assert ep["GLUE2EndpointURL"] == ["ldap://topbdii.example.org:2170/GLUE2GroupID=grid,o=glue"]
 
 
+@pytest.mark.parametrize(("level", "suffix13", "suffix20"), [
+    ("site", "mds-vo-name=EXAMPLE-SITE,o=grid", "GLUE2DomainID=EXAMPLE-SITE,o=glue"),
+    ("top", "mds-vo-name=local,o=grid", "GLUE2GroupID=grid,o=glue")])
+def test_bdii_provider_levels(tmp_path: Path, level: str, suffix13: str, suffix20: str) -> None:
+    """`level = site|top` prints the entries in that level's own trees (as the BDII runs it
+    for itself), still without errors under the egi profile."""
+    conf = tmp_path / "bdii.conf"
+    conf.write_text((ETC / f"bdii-{level}.conf").read_text() + f"level = {level}\n")
+    res = run("bdii", conf)
+    assert res.returncode == 0, res.stderr
+    recs = records(res.stdout)
+    assert len(recs) == 6
+    assert all(dn.endswith(("," + suffix13, "," + suffix20)) for dn in recs)
+    assert errors_of(res.stdout) == []
+
+
 # --------------------------------------------------------------------------
 # compute element: the batch systems' output
 
@@ -307,6 +325,29 @@ def test_failing_batch_system_is_one_stderr_line(tmp_path: Path, fakebin: Path) 
     assert len(lines) == 1 and "squeue" in lines[0] and "status 1" in lines[0]
 
 
+def test_static_batch_numbers_come_from_the_config(tmp_path: Path) -> None:
+    """system = static asks no batch system (empty PATH): the queue's VO=N job counts, slots
+    and free slots are published as written; a VO not of the queue is an error naming the key."""
+    res = run("ce", ETC / "ce-static.conf", path=str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    recs = records(res.stdout)
+    (queue,) = of_class(recs, "GlueCE").values()
+    assert (queue["GlueCEStateRunningJobs"], queue["GlueCEStateWaitingJobs"], queue["GlueCEStateTotalJobs"],
+            queue["GlueCEStateFreeJobSlots"], queue["GlueCEInfoTotalCPUs"]) == (["121"], ["30"], ["151"],
+                                                                                ["39"], ["160"])
+    assert queue["GlueCEInfoLRMSType"] == ["pbs"] and queue["GlueCEInfoLRMSVersion"] == ["7.0.0"]
+    shares = {a["GLUE2ShareID"][0]: a for a in of_class(recs, "GLUE2ComputingShare").values()}
+    atlas = shares["ce02.example.org_batch_atlas"]
+    assert (atlas["GLUE2ComputingShareRunningJobs"], atlas["GLUE2ComputingShareWaitingJobs"],
+            atlas["GLUE2ComputingShareTotalJobs"]) == (["100"], ["30"], ["130"])
+    bad = tmp_path / "bad.conf"
+    bad.write_text((ETC / "ce-static.conf").read_text().replace("waiting_jobs = atlas=30",
+                                                                "waiting_jobs = lhcb=30"))
+    res = run("ce", bad, path=str(tmp_path))
+    assert res.returncode == 1 and res.stdout == b""
+    assert b"[queue:batch] waiting_jobs: 'lhcb' is not among the queue's vos" in res.stderr
+
+
 # --------------------------------------------------------------------------
 # storage element: the real file system
 
@@ -351,6 +392,9 @@ def test_se_capacities_are_the_file_systems(tmp_path: Path) -> None:
     ("service", "service-voms.conf", "url = voms://", "url = voms:", "[endpoint:dteam] url"),
     ("ce", "ce-slurm.conf", "system = slurm", "system = pbs", "[batch] system"),
     ("ce", "ce-htcondor.conf", "queue_attribute = ArcQueue", "", "[batch] queue_attribute"),
+    ("ce", "ce-static.conf", "free_slots = 39", "free_slots = 161", "[queue:batch] free_slots: more free"),
+    ("ce", "ce-slurm.conf", "max_total_jobs = 4000", "max_total_jobs = 4000\nslots = 9",
+     "[queue:long] slots: unknown key"),
     ("se", "se-posix.conf", "path = /tmp\nvos = atlas", "path = tmp\nvos = atlas", "[area:atlas] path"),
     ("bdii", "bdii-site.conf", "type = bdii_site", "type = bdii", "[bdii] type"),
 ])
@@ -463,3 +507,84 @@ def test_resource_to_site_end_to_end(tmp_path, serve, fakebin):  # type: ignore[
     _r, sites = yield in_thread(ldap3_search, site.url, "o=grid", "(objectClass=GlueSite)",
                                 attributes=["GlueSiteName"])
     assert [a["GlueSiteName"] for _, a in sites] == [[b"EXAMPLE-SITE"]]
+
+
+# --------------------------------------------------------------------------
+# the demo site of `bdii serve` without -c: these providers on packaged configs
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[Path, bytes]:
+    """The default state laid out, and what its provider wrappers print, run as the BDII runs them."""
+    from bdii.cli import prepare_default_state
+
+    state = tmp_path_factory.mktemp("state")
+    prepare_default_state(state)
+    out = b""
+    for wrapper in sorted((state / "provider").iterdir()):
+        res = subprocess.run([str(wrapper)], capture_output=True, timeout=60, check=False,
+                             env={"PATH": "/usr/bin:/bin"})
+        assert res.returncode == 0 and res.stderr == b"", (wrapper, res.stderr)
+        out += res.stdout + b"\n"
+    return state, out
+
+
+def test_demo_site_is_the_providers_on_packaged_configs(demo) -> None:  # type: ignore[no-untyped-def]
+    """Site, BDII, CE (static batch numbers, no batch system asked), SE (measuring the state
+    directory) and two services: valid under egi, resource-level DNs, no duplicates."""
+    state, out = demo
+    recs = records(out)
+    assert len(recs) == out.count(b"\ndn: ") + out.startswith(b"dn: ") > 100
+    assert all(dn.endswith((",mds-vo-name=resource,o=grid", ",GLUE2GroupID=resource,o=glue")) for dn in recs)
+    data = entries_from_ldif(out, "demo")
+    report = validate_entries(data.entries, datetime.now(timezone.utc), "egi", findings=data.findings)
+    assert [f.to_line() for f in report.findings if f.severity == ERROR] == []
+    (site,) = of_class(recs, "GlueSite").values()
+    assert site["GlueSiteUniqueID"] == ["BDII-DEMO"]
+    types = sorted(a["GlueServiceType"][0] for a in of_class(recs, "GlueService").values())
+    assert types == ["bdii_site", "org.glite.FileTransfer", "org.glite.voms"]
+    ces = {a["GlueCEName"][0]: a for a in of_class(recs, "GlueCE").values()}
+    assert ces["long"]["GlueCEStateRunningJobs"] == ["880"] and ces["long"]["GlueCEStateFreeJobSlots"] == ["80"]
+    st = os.statvfs(state)
+    sas = {a["GlueSALocalID"][0]: a for a in of_class(recs, "GlueSA").values()}
+    assert sas["atlas"]["GlueSAPath"] == [str(state.resolve())]
+    assert abs(int(sas["atlas"]["GlueSATotalOnlineSize"][0]) - st.f_blocks * st.f_frsize // 10**9) <= 1
+    health = {a["GLUE2EndpointHealthState"][0] for a in of_class(recs, "GLUE2Endpoint").values()}
+    assert health == {"ok"}
+
+
+def test_demo_site_loads_into_slapd_and_answers_searches(demo) -> None:  # type: ignore[no-untyped-def]
+    """slapd accepts every demo entry; the endpoints are found by their URLs, and the UTF-8 site
+    description comes back intact in GLUE 2.0 (base64 in the LDIF) and transliterated in GLUE 1.3."""
+    _state, out = demo
+    recs = records(out)
+    encoded = base64.b64encode("Démo site, Zürich".encode()).decode()
+    assert f"GLUE2DomainDescription:: {encoded}".encode() in out
+    with slapd_server([SKELETON + "\n", out]) as s:
+        n13 = sum(1 for dn in recs if dn.endswith("o=grid"))
+        assert (s.entry_counts["o=grid"], s.entry_counts["o=glue"]) == (2 + n13, 2 + len(recs) - n13)
+        _r, eps = ldap3_search(s.url, "o=glue", "(objectClass=GLUE2Endpoint)", attributes=["GLUE2EndpointURL"])
+        schemes = sorted({a["GLUE2EndpointURL"][0].decode().split(":")[0] for _, a in eps})
+        assert schemes == ["condor", "https", "ldap", "root", "voms"]
+        _r, domains = ldap3_search(s.url, "o=glue", "(GLUE2DomainDescription=Démo site, Zürich)",
+                                   attributes=["GLUE2DomainDescription"])
+        assert [a["GLUE2DomainDescription"] for _, a in domains] == [["Démo site, Zürich".encode()]]
+        _r, sites = ldap3_search(s.url, "o=grid", "(objectClass=GlueSite)", attributes=["GlueSiteDescription"])
+        assert [a["GlueSiteDescription"] for _, a in sites] == [[b"Demo site, Zurich"]]
+
+
+def test_dn_special_characters_are_escaped_and_round_trip_through_slapd(tmp_path: Path) -> None:
+    """An ID with DN special characters (, + =) is escaped in the DNs as slapd writes them, and
+    slapd finds the entry by value and by DN."""
+    conf = tmp_path / "svc.conf"
+    conf.write_text((ETC / "service-voms.conf").read_text().replace(
+        "site = EXAMPLE-SITE", "site = EXAMPLE-SITE\nid = voms,dteam+1=x"))
+    res = run("service", conf, path=str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    (svc_dn,) = of_class(records(res.stdout), "GLUE2Service")
+    assert svc_dn.startswith("GLUE2ServiceID=voms\\2Cdteam\\2B1\\3Dx,")
+    with slapd_server([SKELETON + "\n", res.stdout]) as s:
+        _r, found = ldap3_search(s.url, "o=glue", "(GLUE2ServiceID=voms,dteam+1=x)", attributes=["1.1"])
+        assert [dn.lower() for dn, _ in found] == [svc_dn.lower()]
+        _r, same = ldap3_search(s.url, svc_dn, scope="BASE", attributes=["GLUE2ServiceID"])
+        assert [a["GLUE2ServiceID"] for _, a in same] == [[b"voms,dteam+1=x"]]

@@ -16,6 +16,10 @@ from pathlib import Path
 from .errors import ConfigError
 
 MODES = ("resource", "site", "top")
+# BDII_VALIDATE: validate each source at ingest; `strict` also drops the
+# entries with errors. The profiles are those of bdii.core.validation.
+VALIDATE_MODES = ("off", "warn", "strict")
+VALIDATE_PROFILES = ("glue", "egi")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")
 
 # Keys the legacy BDII read for slapd or its init script: accepted, reported
@@ -68,10 +72,15 @@ class Config:
     # off unless a port is given; None address: that of the LDAP listener.
     http_port: int | None = None
     http_bind_address: str | None = None
+    # At site and top level, run bdii.providers.bdii for this BDII's own
+    # bdii_site / bdii_top service entries (BDII_SELF_PROVIDER).
+    self_provider: bool = True
     # Object classes left out of fetched trees; None: the level's default
     # (at top level GLUE2ApplicationEnvironment and GLUE2Activity, as the
     # legacy top level did).
     exclude_classes: tuple[str, ...] | None = None
+    validate: str = "off"  # off | warn | strict
+    validate_profile: str = "glue"
     source_file: str = "<defaults>"
     notices: tuple[str, ...] = field(default=(), compare=False)
 
@@ -143,6 +152,12 @@ class Config:
         if self.mode in ("site", "top") and all(x is None for x in lists):
             out.append(f"{loc('BDII_MODE')}: BDII_MODE={self.mode} needs sources: BDII_URLS_FILE"
                        " (or, at top level, BDII_GOCDB_URL / BDII_GOCDB_FILE / BDII_MANUAL_URLS_FILE)")
+        if self.validate not in VALIDATE_MODES:
+            out.append(f"{loc('BDII_VALIDATE')}: BDII_VALIDATE must be one of {', '.join(VALIDATE_MODES)},"
+                       f" not {self.validate!r}")
+        if self.validate_profile not in VALIDATE_PROFILES:
+            out.append(f"{loc('BDII_VALIDATE_PROFILE')}: BDII_VALIDATE_PROFILE must be one of "
+                       f"{', '.join(VALIDATE_PROFILES)}, not {self.validate_profile!r}")
         if self.log_level.upper() not in LOG_LEVELS:
             out.append(f"{loc('BDII_LOG_LEVEL')}: BDII_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         if not 0 < self.port < 65536:
@@ -261,9 +276,12 @@ _KEYS: dict[str, tuple[str, str]] = {
     "BDII_GOCDB_FILE": ("gocdb_file", "optpath"),
     "BDII_MANUAL_URLS_FILE": ("manual_urls_file", "optpath"),
     "BDII_EXCLUDE_OBJECTCLASSES": ("exclude_classes", "words"),
+    "BDII_SELF_PROVIDER": ("self_provider", "bool"),
     "BDII_GOCDB_CERTIFICATION_STATUS": ("gocdb_certification", "words"),
     "BDII_GOCDB_PRODUCTION_STATUS": ("gocdb_production", "words"),
     "BDII_GOCDB_INTERVAL": ("gocdb_interval", "seconds"),
     "BDII_HTTP_PORT": ("http_port", "optint"),
     "BDII_HTTP_BIND_ADDRESS": ("http_bind_address", "optstr"),
+    "BDII_VALIDATE": ("validate", "mode"),
+    "BDII_VALIDATE_PROFILE": ("validate_profile", "mode"),
 }

@@ -31,6 +31,12 @@ class SourceStatus:
     size: int = 0  # bytes received
     state: str = "ok"  # ok | stale | failed | too-large | recursive
     recursive: int = 0  # entries dropped because they were our own
+    # BDII_VALIDATE: what validating this source's entries found (validated
+    # False: validation off, or nothing to validate).
+    validated: bool = False
+    validation_errors: int = 0
+    validation_warnings: int = 0
+    validation_dropped: int = 0  # entries with errors left out (strict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,10 @@ class UpdateStats:
     read_time: float
     db_update_time: float
     finished: float
+    validate: str = "off"  # BDII_VALIDATE; the totals below are over every source
+    validation_errors: int = 0
+    validation_warnings: int = 0
+    validation_dropped: int = 0
 
 
 def infosys_entries(stats: UpdateStats, sources: Iterable[SourceStatus], now: float) -> list[Entry]:
@@ -58,6 +68,8 @@ def infosys_entries(stats: UpdateStats, sources: Iterable[SourceStatus], now: fl
         Entry.from_pairs(root, [("objectClass", "organization"), ("o", "infosys")]),
         Entry.from_pairs(host, [
             ("objectClass", "UpdateStats"),
+            # An auxiliary class of ours carries the validation totals.
+            *([("objectClass", "bdiiValidationStats")] if stats.validate != "off" else []),
             ("Hostname", stats.hostname),
             ("TotalEntries", str(stats.total)),
             ("UpdateTime", str(round(stats.update_time))),
@@ -72,6 +84,8 @@ def infosys_entries(stats: UpdateStats, sources: Iterable[SourceStatus], now: fl
             ("DeletedEntries", str(stats.deleted)),
             ("FailedDeletes", "0"),
             ("FailedModifies", "0"),
+            *_validation_pairs(stats.validate != "off", stats.validation_errors,
+                               stats.validation_warnings, stats.validation_dropped),
         ]),
     ]
     for s in sorted(sources, key=lambda s: s.name):
@@ -90,12 +104,21 @@ def infosys_entries(stats: UpdateStats, sources: Iterable[SourceStatus], now: fl
             pairs.append(("bdiiSourceBytes", str(s.size)))
         if s.recursive:
             pairs.append(("bdiiSourceRecursiveEntries", str(s.recursive)))
+        pairs += _validation_pairs(s.validated, s.validation_errors, s.validation_warnings,
+                                   s.validation_dropped)
         if s.last_success is not None:
             pairs.append(("bdiiSourceLastSuccess", gtime(s.last_success)))
         if s.error:
             pairs.append(("bdiiSourceLastError", s.error))
         out.append(Entry.from_pairs(host.child((("bdiiSourceName", s.name),)), pairs))
     return out
+
+
+def _validation_pairs(on: bool, errors: int, warnings: int, dropped: int) -> list[tuple[str, str]]:
+    if not on:
+        return []
+    return [("bdiiValidationErrors", str(errors)), ("bdiiValidationWarnings", str(warnings)),
+            ("bdiiValidationDropped", str(dropped))]
 
 
 def fcr_entries(hostname: str, statuses: Iterable[FcrStatus], now: float) -> list[Entry]:

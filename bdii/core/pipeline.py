@@ -6,6 +6,9 @@ delayed delete, adds the `o=infosys` status and builds the snapshot. It does
 no I/O and reads no clock, so the shell can run it in a thread and tests can
 run it with integers for `now`.
 
+With `BDII_VALIDATE=warn|strict` each source's entries are validated as
+soon as every source is in (see `_validate_sources`), before plugins.
+
 Duplicate DNs merge predictably: sources are taken in a fixed order (static
 LDIF files, then providers, then remote LDAP sources, each by name; plugins
 last); for each attribute the first
@@ -16,7 +19,9 @@ entry does not have yet. Each duplicate is reported at debug level.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from itertools import chain
 
 from .changes import apply_record
 from .config import Config
@@ -29,7 +34,9 @@ from .ber import BerError, iter_entries
 from .ldif import ChangeRecord, EntryRecord, iter_ldif, parse_ldif
 from .policy import Blacklist, FcrInput, FcrStatus, apply_sources
 from .rewrite import Recursive, Rewriter
+from .schema import Schema
 from .snapshot import Snapshot, Timestamps, gtime
+from .validation import ERROR, PROFILES, WARNING, Layouts, validate_entries
 
 KINDS = ("ldif", "provider", "ldap", "plugin")
 SERVED = (DN.parse("o=grid"), DN.parse("o=glue"))
@@ -176,6 +183,8 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
     last_good: dict[str, tuple[float, bytes]] = {}
     failed = 0
     plugins: list[tuple[SourceResult, bytes]] = []
+    validating = config.validate != "off"
+    per_source: list[tuple[str, list[Entry]]] = []  # what each source gave, to validate
     for res in sorted(results, key=lambda r: r.order):
         data = res.data
         stale_since: float | None = None
@@ -195,13 +204,16 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
             last_good[res.name] = (now, data)
         count = recursive = 0
         if data is not None:
+            kept: list[Entry] | None = [] if validating and res.kind != "plugin" else None
             if res.kind == "plugin":
                 plugins.append((res, data))
             elif res.kind == "ldap":
                 count, recursive = _gather_remote(res.name, data, merged, problems, debug, config,
-                                                  stale=stale_since is not None)
+                                                  stale=stale_since is not None, keep=kept)
             else:
-                count = _gather(res.name, data, merged, problems, debug)
+                count = _gather(res.name, data, merged, problems, debug, keep=kept)
+            if kept is not None:
+                per_source.append((res.name, kept))
         state = "ok" if res.data is not None else ("stale" if stale_since is not None else (res.state or "failed"))
         if recursive and state == "ok":
             state = "recursive"
@@ -220,6 +232,9 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
             state=state,
             recursive=recursive,
         )
+    totals = (0, 0, 0)
+    if validating:
+        totals = _validate_sources(per_source, merged, statuses, problems, config, now)
     for res, data in plugins:
         parsed = parse_ldif(data, res.name)
         problems.extend(parsed.problems)
@@ -285,6 +300,10 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
         read_time=t.get("read", 0.0),
         db_update_time=t.get("db_update", 0.0),
         finished=now,
+        validate=config.validate,
+        validation_errors=totals[0],
+        validation_warnings=totals[1],
+        validation_dropped=totals[2],
     )
     status_entries = infosys_entries(stats, statuses.values(), now)
     status_entries += fcr_entries(config.hostname, fcr_statuses, now)
@@ -306,8 +325,107 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
     return BuildResult(snapshot, state, stats, tuple(problems), tuple(debug), fcr_statuses)
 
 
+# Findings logged per source and cycle; the counts in o=infosys are complete.
+VALIDATION_LOG_LIMIT = 100
+
+
+class _CycleEntries:
+    """Every source's entries of this cycle, merged: where a reference that
+    one source leaves unresolved may still resolve (the `Elsewhere` of
+    validation). Each index is built on first use, so a cycle whose sources
+    resolve their own references builds none."""
+
+    __slots__ = ("entries", "rdns", "values")
+
+    def __init__(self, entries: Mapping[DN, Entry]) -> None:
+        self.entries = entries
+        self.values: dict[str, frozenset[str]] = {}
+        self.rdns: frozenset[tuple[str, object]] | None = None
+
+    def has_value(self, key: str, value: str) -> bool:
+        index = self.values.get(key)
+        if index is None:
+            found = (e.values_of(key) for e in self.entries.values())
+            index = self.values[key] = frozenset(chain.from_iterable(v for v in found if v))
+        return value in index
+
+    def has_rdn(self, ava: tuple[str, object]) -> bool:
+        if self.rdns is None:
+            self.rdns = frozenset(chain.from_iterable(dn.key[0] for dn in self.entries if dn.key))
+        return ava in self.rdns
+
+
+def _validate_sources(sources: Sequence[tuple[str, list[Entry]]], merged: dict[DN, Entry],
+                      statuses: dict[str, SourceStatus], problems: list[Problem], config: Config,
+                      now: float) -> tuple[int, int, int]:
+    """BDII_VALIDATE: each source's entries through `validate_entries`, on
+    their own, before plugins. Findings become problems (logged; infos are
+    not), counts go to the source's status; `strict` drops the entries with
+    errors from `merged`. Returns the totals (errors, warnings, dropped).
+
+    Judged per source, a rule must not fail what the merged tree would pass:
+    * references (GLUE 2.0 foreign keys, GlueForeignKey/GlueChunkKey, the EGI
+      contact and location of a domain) that the source does not resolve
+      are looked up in every source of the cycle;
+    * an entry whose DN is published more than once (by two sources, or twice
+      by one) is merged from its pieces, so errors on one piece (a MUST that
+      another piece brings, the duplicate DN itself) count as warnings;
+    * plugins change the merged tree afterwards and are not validated.
+    """
+    when = datetime.fromtimestamp(now, timezone.utc)
+    strict = config.validate == "strict"
+    published: dict[DN, int] = {}
+    for _name, entries in sources:
+        for e in entries:
+            published[e.dn] = published.get(e.dn, 0) + 1
+    elsewhere = _CycleEntries(merged)
+    schema, profile = Schema.default(), PROFILES[config.validate_profile]
+    layouts = Layouts(schema, profile)  # sources of one level share their layouts
+    drop: list[DN] = []
+    totals = [0, 0, 0]
+    for name, entries in sources:
+        report = validate_entries(entries, when, profile, schema=schema, elsewhere=elsewhere, layouts=layouts)
+        errors = warnings = logged = 0
+        dropped: set[DN] = set()
+        for f in report.findings:
+            if f.severity not in (ERROR, WARNING):
+                continue  # infos (GLUE 1.3 placeholders) are no problem of the source
+            severity, note = f.severity, ""
+            if severity == ERROR:
+                dn = DN.parse(f.dn)
+                if published.get(dn, 0) > 1:
+                    severity, note = WARNING, " (on one piece of an entry published more than once)"
+                elif strict:
+                    note = " (entry dropped)"
+                    dropped.add(dn)
+            if severity == ERROR:
+                errors += 1
+            else:
+                warnings += 1
+            if logged < VALIDATION_LOG_LIMIT:
+                logged += 1
+                problems.append(Problem(name, f"validation {severity}: {f.attribute or '-'}: {f.rule}: "
+                                              f"{f.message}{note}", dn=f.dn))
+        if errors or warnings:
+            more = errors + warnings - logged
+            problems.append(Problem(name, f"validation (profile {config.validate_profile}): {errors} errors, "
+                                          f"{warnings} warnings, {len(dropped)} entries dropped"
+                                    + (f"; {more} more findings not logged (bdii validate lists them)"
+                                       if more else "")))
+        drop += dropped
+        statuses[name] = replace(statuses[name], validated=True, validation_errors=errors,
+                                 validation_warnings=warnings, validation_dropped=len(dropped))
+        totals[0] += errors
+        totals[1] += warnings
+        totals[2] += len(dropped)
+    for dn in drop:
+        merged.pop(dn, None)
+    return totals[0], totals[1], totals[2]
+
+
 def _gather_remote(name: str, data: bytes, merged: dict[DN, Entry], problems: list[Problem],
-                   debug: list[Problem], config: Config, stale: bool) -> tuple[int, int]:
+                   debug: list[Problem], config: Config, stale: bool,
+                   keep: list[Entry] | None = None) -> tuple[int, int]:
     """A remote source's search results: rewritten for our level, own
     entries dropped (recursion), excluded object classes left out."""
     rewriter = Rewriter(config.mode, config.site_name) if config.mode in ("site", "top") else None
@@ -335,6 +453,8 @@ def _gather_remote(name: str, data: bytes, merged: dict[DN, Entry], problems: li
                     continue
             if stale and config.mode == "site":
                 entry = mark_unknown(entry, STALE_NOTE)
+            if keep is not None:
+                keep.append(entry)
             if _merge_into(merged, entry):
                 debug.append(Problem(name, "duplicate DN merged (earlier values kept)", dn=dn_text))
             count += 1
@@ -347,7 +467,7 @@ def _gather_remote(name: str, data: bytes, merged: dict[DN, Entry], problems: li
 
 
 def _gather(name: str, data: bytes, merged: dict[DN, Entry], problems: list[Problem],
-            debug: list[Problem]) -> int:
+            debug: list[Problem], keep: list[Entry] | None = None) -> int:
     count = 0
     for record in iter_ldif(data, name, problems):
         if isinstance(record, ChangeRecord):
@@ -368,7 +488,10 @@ def _gather(name: str, data: bytes, merged: dict[DN, Entry], problems: list[Prob
         if not record.attrs:
             problems.append(Problem(name, "entry without attributes skipped", record.line, record.dn))
             continue
-        if _merge_into(merged, Entry.from_pairs(dn, record.attrs)):
+        entry = Entry.from_pairs(dn, record.attrs)
+        if keep is not None:
+            keep.append(entry)
+        if _merge_into(merged, entry):
             debug.append(Problem(name, "duplicate DN merged (earlier values kept)", record.line, record.dn))
         count += 1
     return count

@@ -26,6 +26,7 @@ from bdii.core.urls import RemoteSource, parse_urls
 from bdii.service.cache import SourceCache
 from bdii.service.fcr import FcrSources
 from bdii.service.remote import fetch_all
+from bdii.service.selfprovider import SelfProvider
 from bdii.service.sitelist import SiteList, read_manual
 from bdii.service.sources import read_ldif_files, run_directory
 from bdii.service.store import StateStore
@@ -110,6 +111,7 @@ class Updater(Service):
         self.site_list = SiteList(config, reactor, wall) if (config.gocdb_url or config.gocdb_file) else None
         fcr = FcrSources(config, reactor, wall, keep_on_disk=store is not None)
         self.fcr = fcr if fcr.configured else None
+        self.self_provider = SelfProvider()
         self.last_build_time = 0.0
         self.cycles = 0
         self.last_stats = None
@@ -128,12 +130,14 @@ class Updater(Service):
             yield self.fcr.refresh_if_due()
         reads = self.run(read_ldif_files, cfg.ldif_dir, self.wall)
         providers = run_directory(self.reactor, cfg.provider_dir, "provider", cfg.read_timeout, self.wall)
+        # site and top level: this BDII's own bdii_site / bdii_top service (BDII_SELF_PROVIDER)
+        own = self.self_provider.run(self.reactor, cfg, self.wall)
         plugins = run_directory(self.reactor, cfg.plugin_dir, "plugin", cfg.read_timeout, self.wall)
         remote = fetch_all(self.reactor, self.remote_sources(), cfg.source_timeout,
                            int(cfg.source_max_mb * 1e6), cfg.exclude_objectclasses, self.wall)
         ldif_results = yield reads
         t_read = time.monotonic() - t0
-        provider_results = yield providers
+        provider_results = (yield providers) + (yield own)
         t_prov = time.monotonic() - t0
         plugin_results = yield plugins
         t_plug = time.monotonic() - t0

@@ -17,9 +17,9 @@ from ..entry import Entry
 from ..errors import DNError
 from ..ldif import ChangeRecord, parse_ldif
 from .report import ERROR, INFO, SEVERITIES, WARNING, Finding, Report
-from .rules import PROFILES, Profile, validate_entries
+from .rules import PROFILES, Elsewhere, Layouts, Profile, validate_entries
 
-__all__ = ["ERROR", "INFO", "PROFILES", "SEVERITIES", "WARNING", "Finding", "LdifInput", "Profile",
+__all__ = ["ERROR", "INFO", "PROFILES", "SEVERITIES", "WARNING", "Elsewhere", "Finding", "Layouts", "LdifInput", "Profile",
            "Report", "entries_from_ldif", "entries_from_pairs", "validate_entries"]
 
 

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from itertools import chain
+from typing import Protocol
 
 from ..dn import DN
 from ..entry import Entry
@@ -40,7 +41,7 @@ from ..schema import Schema
 from .model import DOMAIN, GLUE2_FOREIGN_KEYS, GLUE2_IDS, GLUE13_IDS, Enumeration, glue20_facts
 from .report import ERROR, INFO, WARNING, Finding, Report
 
-__all__ = ["PROFILES", "Profile", "validate_entries"]
+__all__ = ["PROFILES", "Elsewhere", "Layouts", "Profile", "validate_entries"]
 
 SCHEMA, GLUE2, GLUE13, EGI = "schema", "glue2", "glue13", "egi"
 
@@ -85,6 +86,18 @@ GLUE13_PLACEHOLDERS = frozenset({"444444", "999999"})
 # publishes keys to its site without the site entry.
 _GLUE13_SITE_KEY = "gluesiteuniqueid"
 _RESOURCE_GROUPS = frozenset({"resource", "local"})
+
+class Elsewhere(Protocol):
+    """Entries beyond the input that references may point to (at ingest: the
+    other sources of the refresh cycle). Asked only about references the
+    input does not resolve itself."""
+
+    def has_value(self, key: str, value: str) -> bool:
+        """Whether some entry has `value` (exactly) in attribute `key` (lower-cased)."""
+
+    def has_rdn(self, ava: tuple[str, object]) -> bool:
+        """Whether some entry is named by the normalised RDN component `ava` (see `ava_key`)."""
+
 
 Check = Callable[[str], "tuple[str, str, str] | None"]  # value -> (severity, rule, message)
 Raw = tuple[str, "str | None", str, str]  # (severity, attribute, rule, message): a finding sans DN
@@ -243,17 +256,35 @@ class _Plan:
     glue2: bool = False
 
 
+class Layouts:
+    """The per-layout plans of one schema and profile: what runs validating
+    many inputs one after the other (the sources of a refresh cycle) share,
+    so that each layout is worked out once. Plans depend on no input, no time."""
+
+    __slots__ = ("attr_checks", "plans", "profile", "schema")
+
+    def __init__(self, schema: Schema, profile: Profile) -> None:
+        self.schema = schema
+        self.profile = profile
+        self.plans: dict[tuple[object, tuple[str, ...]], _Plan] = {}
+        self.attr_checks: dict[str, tuple[_Check, ...]] = {}
+
+
 class _Validator:
     """One run: builds layout plans lazily, then resolves cross-entry rules at the end."""
 
-    def __init__(self, schema: Schema, profile: Profile, now: datetime, skew: timedelta) -> None:
+    def __init__(self, schema: Schema, profile: Profile, now: datetime, skew: timedelta,
+                 elsewhere: Elsewhere | None = None, layouts: Layouts | None = None) -> None:
         self.schema = schema
+        self.elsewhere = elsewhere
         self.groups = profile.groups
         self.now = now
         self.skew = skew
         self.facts = glue20_facts()
-        self.plans: dict[tuple[object, tuple[str, ...]], _Plan] = {}
-        self.attr_checks: dict[str, tuple[_Check, ...]] = {}
+        if layouts is None or layouts.schema is not schema or layouts.profile != profile:
+            layouts = Layouts(schema, profile)
+        self.plans = layouts.plans
+        self.attr_checks = layouts.attr_checks
         self.out: list[Finding] = []
         self.seen_dns: set[DN] = set()
         # cross-entry state
@@ -560,7 +591,8 @@ class _Validator:
         for dn, name, value, target, scope in self.fks:
             if scope == DOMAIN and not self.has_domain:
                 continue
-            if value not in self.ids.get(target, ()):
+            if value not in self.ids.get(target, ()) and not (
+                    self.elsewhere is not None and self.elsewhere.has_value(target, value)):
                 target_name = self.schema.canonical_name(target)
                 out.append(Finding(ERROR, str(dn), name, "glue2.foreign-key",
                                    f"no entry with {target_name} {value!r} in the input"))
@@ -570,7 +602,8 @@ class _Validator:
             for dn, domain in self.domains:
                 for kind, attr in (("contact", "GLUE2ContactDomainForeignKey"),
                                    ("location", "GLUE2LocationDomainForeignKey")):
-                    if domain not in self.domain_links[kind]:
+                    if domain not in self.domain_links[kind] and not (
+                            self.elsewhere is not None and self.elsewhere.has_value(attr.lower(), domain)):
                         out.append(Finding(ERROR, str(dn), None, f"egi.domain-{kind}",
                                            f"no GLUE2{kind.capitalize()} with {attr} {domain!r}"))
 
@@ -584,7 +617,7 @@ class _Validator:
             key = ava_key(attr.strip(), target.strip())
             if key[0] == _GLUE13_SITE_KEY and not self.has_site13:
                 continue
-            if key not in self.rdns:
+            if key not in self.rdns and not (self.elsewhere is not None and self.elsewhere.has_rdn(key)):
                 self.out.append(Finding(ERROR, str(dn), name, "glue13.key",
                                         f"no entry named {value!r} in the input"))
             elif name.lower() == "gluechunkkey" and not any(key in k for k in dn.key[1:]):
@@ -602,15 +635,19 @@ def _fmt(t: datetime) -> str:
 
 def validate_entries(entries: Iterable[Entry], now: datetime, profile: Profile | str = "glue", *,
                      schema: Schema | None = None, skew: timedelta = timedelta(minutes=5),
-                     findings: Iterable[Finding] = ()) -> Report:
+                     findings: Iterable[Finding] = (),
+                     elsewhere: Elsewhere | None = None, layouts: Layouts | None = None) -> Report:
     """Check every entry against `profile`; `now` (aware UTC) dates the time rules.
 
     `findings` are problems found before (unreadable records): they lead the
     report. `skew` is the clock difference tolerated between the publisher and us.
+    `elsewhere`: where foreign keys, GLUE 1.3 keys and the EGI contact/location
+    links may also resolve (None: in the input only). `layouts`: plans kept
+    from earlier runs with the same schema and profile (see `Layouts`).
     """
     if isinstance(profile, str):
         profile = PROFILES[profile]
-    v = _Validator(schema or Schema.default(), profile, now, skew)
+    v = _Validator(schema or Schema.default(), profile, now, skew, elsewhere, layouts)
     v.out.extend(findings)
     count = 0
     for entry in entries:
