@@ -401,3 +401,22 @@ def test_unbind_closes_even_with_output_pending(serve):  # type: ignore[no-untyp
                + pureldap.LDAPMessage(pureldap.LDAPUnbindRequest(), id=2).toWire())
     reply = yield in_thread(_raw_request, srv.port.getHost().port, payload)
     assert (1, 0x65) not in _frames(reply)
+
+
+@pytest_twisted.inlineCallbacks
+def test_repeated_search_is_answered_from_the_snapshot_result_cache(serve):  # type: ignore[no-untyped-def]
+    """A search that ran to its end is kept with its snapshot; a limited one is not, and a new snapshot starts afresh."""
+    snap = snapshot_from_ldif(DATA)
+    srv = serve(snap)
+    flt = "(objectClass=GlueCE)"
+    _r, limited = yield in_thread(ldap3_search, srv.url, "o=grid", flt, size_limit=1, attributes=["1.1"])
+    assert len(limited) == 1 and not snap._results  # a partial result is never kept
+    _r, first = yield in_thread(ldap3_search, srv.url, "o=grid", flt, attributes=["GlueCEUniqueID"])
+    assert len(snap._results) == 1
+    _r, again = yield in_thread(ldap3_search, srv.url, "o=grid", flt, attributes=["GlueCEUniqueID"])
+    _r, limited_again = yield in_thread(ldap3_search, srv.url, "o=grid", flt, size_limit=1, attributes=["1.1"])
+    assert again == first and len(first) == 2 and len(limited_again) == 1
+    fresh = snapshot_from_ldif(SKELETON)
+    srv.holder.swap(fresh)
+    _r, after = yield in_thread(ldap3_search, srv.url, "o=grid", flt, attributes=["GlueCEUniqueID"])
+    assert after == [] and len(fresh._results) == 1

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from array import array
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +53,7 @@ class Snapshot:
     """Entries by normalised DN with parent/child structure and indexes."""
 
     __slots__ = ("entries", "generation", "built_at", "_pos", "_end", "_parent", "_children",
-                 "_index", "_created", "_modified", "_encoded")
+                 "_index", "_created", "_modified", "_encoded", "_results", "_result_ids")
 
     def __init__(self, entries: Sequence[Entry], created: Sequence[str], modified: Sequence[str],
                  generation: int, built_at: float) -> None:
@@ -102,6 +104,8 @@ class Snapshot:
                         lst.append(i)
         self._index = index
         self._encoded: dict[int, bytes] = {}
+        self._results: OrderedDict[Hashable, array[int]] = OrderedDict()
+        self._result_ids = 0
 
     @classmethod
     def build(cls, entries: Mapping[DN, Entry], times: Mapping[DN, Timestamps],
@@ -250,9 +254,32 @@ class Snapshot:
         a slice at a time from a worker thread lets the reactor run between
         slices. Only for a snapshot no search uses any more.
         """
+        self._results.clear()  # a few thousand small lists at most
         for container in (self._encoded, self._index, self._pos, self._children, self.entries,
                           self._parent, self._end, self._created, self._modified):
             yield from _drain(container)
+
+    # Clients repeat the same searches all day and the answer to a search is
+    # fixed for the life of a snapshot: complete results (entry numbers) are
+    # kept, least recently used first out, within a bound on their total size.
+    RESULT_CACHE_QUERIES = 4096
+    RESULT_CACHE_IDS = 2_000_000
+
+    def cached_result(self, key: Hashable) -> array[int] | None:
+        hit = self._results.get(key)
+        if hit is not None:
+            self._results.move_to_end(key)
+        return hit
+
+    def remember_result(self, key: Hashable, ids: list[int]) -> None:
+        """Keep the complete result of a search (base, scope, filter) for reuse."""
+        if len(ids) > self.RESULT_CACHE_IDS // 4 or key in self._results:
+            return
+        self._results[key] = array("I", ids)  # 4 bytes an entry, not 36
+        self._result_ids += len(ids)
+        while len(self._results) > self.RESULT_CACHE_QUERIES or self._result_ids > self.RESULT_CACHE_IDS:
+            _k, old = self._results.popitem(last=False)
+            self._result_ids -= len(old)
 
     def encoded(self, i: int) -> bytes | None:
         return self._encoded.get(i)

@@ -380,31 +380,48 @@ class LDAPProtocol(BaseLDAPServer):
         if req.scope not in (BASE, ONE, SUB):
             self._result(msgid, req, PROTOCOL_ERROR, message="invalid scope")
             return
-        compiled = snap.compile(flt)
         deadline = started + req.timeLimit if req.timeLimit else None
-        self._enqueue(_Search(msgid, self._results(snap, msgid, i, req, compiled, sel, deadline)))
+        key = (i, req.scope, flt)
+        hit = snap.cached_result(key)
+        if hit is not None:
+            self._enqueue(_Search(msgid, self._results(snap, msgid, iter(hit), req, sel, deadline)))
+            return
+        ids = snap.search(i, req.scope, snap.compile(flt), deadline, self.clock)
+
+        def remember(found: list[int]) -> None:
+            snap.remember_result(key, found)
+
+        self._enqueue(_Search(msgid, self._results(snap, msgid, ids, req, sel, deadline, remember)))
 
     def _done(self, msgid: int, code: int, message: str = "") -> bytes:
         self._counted(msgid, "LDAPSearchRequest", code)
         op = pureldap.LDAPSearchResultDone(resultCode=code, errorMessage=message)
         return pureldap.LDAPMessage(op, id=msgid).toWire()
 
-    def _results(self, snap: Snapshot, msgid: int, base: int, req: pureldap.LDAPSearchRequest,
-                 compiled: F.Compiled, sel: Selection, deadline: float | None) -> Iterator[bytes]:
+    def _results(self, snap: Snapshot, msgid: int, ids: Iterator[int], req: pureldap.LDAPSearchRequest,
+                 sel: Selection, deadline: float | None,
+                 remember: Callable[[list[int]], None] | None = None) -> Iterator[bytes]:
+        """Encoded messages for the matching entries `ids`, then the result.
+
+        Only a search that ran to its end (no size or time limit hit, not
+        abandoned) hands its entries to `remember`.
+        """
         limit = req.sizeLimit or 0
-        sent = 0
+        found: list[int] = []
         try:
-            for i in snap.search(base, req.scope, compiled, deadline, self.clock):
-                if limit and sent >= limit:
+            for i in ids:
+                if limit and len(found) >= limit:
                     yield self._done(msgid, SIZE_LIMIT)
                     return
                 yield ber.message(msgid, encode_entry(snap, i, sel))
-                sent += 1
+                found.append(i)
                 if deadline is not None and self.clock() > deadline:
                     raise SearchLimit()
         except SearchLimit:
             yield self._done(msgid, TIME_LIMIT)
             return
+        if remember is not None:
+            remember(found)
         yield self._done(msgid, SUCCESS)
 
     # --- streaming with backpressure -------------------------------------
