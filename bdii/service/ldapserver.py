@@ -210,6 +210,11 @@ class LDAPProtocol(BaseLDAPServer):
         peer = self.transport.getPeer()
         self.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
         self.transport.registerProducer(self, True)
+        set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_nodelay is not None:
+            # Small answers go out at once, as slapd's do (no Nagle delay
+            # behind a client's delayed ACK).
+            set_nodelay(True)
         self.metrics.connection_opened()
 
     def connectionLost(self, reason: object = None) -> None:
