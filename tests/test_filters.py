@@ -203,11 +203,14 @@ def test_indexed_search_equals_brute_force(entries: dict[DN, Entry], f: F.Filter
     verdicts = [oracle(e, f) for e in snap.entries]
     # The compiled predicate gives the oracle's True, False or Undefined on every entry.
     assert [compiled.match(i) for i in range(len(snap))] == verdicts
-    # Index candidates, when given, are sorted and include every matching entry.
-    cands = compiled.candidates()
-    if cands is not None:
-        assert cands == sorted(set(cands))
-        assert {i for i, v in enumerate(verdicts) if v is True} <= set(cands)
+    # Index candidates, when given, are sorted, inside the range asked for,
+    # and include every matching entry of that range.
+    n = len(snap)
+    for lo, hi in ((0, n), (n // 3, n), (0, n // 2)):
+        cands = compiled.candidates(lo, hi)
+        if cands is not None:
+            assert cands == sorted(set(cands)) and all(lo <= i < hi for i in cands)
+            assert {i for i, v in enumerate(verdicts) if v is True and lo <= i < hi} <= set(cands)
     # The search never drops or adds a result, whatever the base and scope.
     for base in range(len(snap)):
         for scope in (BASE, ONE, SUB):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -106,18 +107,20 @@ Pred = Callable[[int], Tri]
 @dataclass(frozen=True, slots=True)
 class Compiled:
     match: Pred
-    candidates: Callable[[], list[int] | None]
+    # candidates(lo, hi): the entry numbers in [lo, hi) an index names as
+    # possible matches (sorted), or None when the range must be scanned.
+    candidates: Callable[[int, int], list[int] | None]
 
 
 def _never(_i: int) -> Tri:
     return None
 
 
-def _none() -> list[int] | None:
+def _none(lo: int = 0, hi: int = 0) -> list[int] | None:
     return None
 
 
-def _empty() -> list[int]:
+def _empty(lo: int = 0, hi: int = 0) -> list[int]:
     return []
 
 
@@ -146,6 +149,12 @@ def _substr_match(value: str, initial: str | None, parts: tuple[str, ...], final
 _SAME_PREP = {case_ignore: case_ignore, case_exact: case_exact}
 
 
+def _within(ids: Sequence[int], lo: int, hi: int) -> list[int]:
+    """The part of a sorted posting list inside [lo, hi): a search under one
+    CE or one site copies a few entries, not the whole grid's posting list."""
+    return list(ids[bisect_left(ids, lo):bisect_left(ids, hi)])
+
+
 def _union(lists: list[list[int]]) -> list[int]:
     out: list[int] = []
     last = -1
@@ -172,10 +181,10 @@ def compile_filter(f: Filter, view: View) -> Compiled:
                     result = None
             return result
 
-        def and_cands() -> list[int] | None:
+        def and_cands(lo: int, hi: int) -> list[int] | None:
             best: list[int] | None = None
             for p in parts:
-                c = p.candidates()
+                c = p.candidates(lo, hi)
                 if c is not None and (best is None or len(c) < len(best)):
                     best = c
                     if not best:
@@ -197,10 +206,10 @@ def compile_filter(f: Filter, view: View) -> Compiled:
                     result = None
             return result
 
-        def or_cands() -> list[int] | None:
+        def or_cands(lo: int, hi: int) -> list[int] | None:
             lists = []
             for p in parts:
-                c = p.candidates()
+                c = p.candidates(lo, hi)
                 if c is None:
                     return None
                 lists.append(c)
@@ -279,11 +288,11 @@ def compile_filter(f: Filter, view: View) -> Compiled:
             # The equality index holds each distinct value once, prepared the
             # same way: test the pattern on those (hundreds) rather than on
             # every entry in scope (tens of thousands).
-            def substr_cands() -> list[int] | None:
+            def substr_cands(lo: int, hi: int) -> list[int] | None:
                 items = view.index_items(key)
                 if items is None:
                     return None
-                return _union([list(ids) for value, ids in items
+                return _union([_within(ids, lo, hi) for value, ids in items
                                 if isinstance(value, str) and _substr_match(value, initial, parts, final)])
 
             return Compiled(substr, substr_cands)
@@ -318,9 +327,9 @@ def _equality(m: Matcher, norm: Callable[[str], Any] | None, value: str, view: V
     # an extensible match naming another rule must scan.
     if not dn_attrs and norm is m.equality and view.is_indexed(key):
 
-        def cands() -> list[int] | None:
+        def cands(lo: int, hi: int) -> list[int] | None:
             hit = view.lookup(key, target)
-            return list(hit) if hit is not None else []
+            return _within(hit, lo, hi) if hit is not None else []
 
         return Compiled(eq, cands)
     return Compiled(eq, _none)
@@ -363,12 +372,12 @@ def _object_class_equality(targets: frozenset[Any], norm: Callable[[str], Any], 
                 return True
         return False
 
-    def cands() -> list[int] | None:
+    def cands(lo: int, hi: int) -> list[int] | None:
         lists = []
         for t in targets:
             hit = view.lookup("objectclass", t)
             if hit:
-                lists.append(list(hit))
+                lists.append(_within(hit, lo, hi))
         return _union(lists)
 
     return Compiled(eq, cands if view.is_indexed("objectclass") else _none)

@@ -11,7 +11,6 @@ sees two generations.
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
 from array import array
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
@@ -53,7 +52,7 @@ class Snapshot:
     """Entries by normalised DN with parent/child structure and indexes."""
 
     __slots__ = ("entries", "generation", "built_at", "_pos", "_end", "_parent", "_children",
-                 "_index", "_created", "_modified", "_encoded", "_results", "_result_ids")
+                 "_index", "_created", "_modified", "_encoded", "_results", "_result_ids", "_suffixes")
 
     def __init__(self, entries: Sequence[Entry], created: Sequence[str], modified: Sequence[str],
                  generation: int, built_at: float) -> None:
@@ -106,6 +105,7 @@ class Snapshot:
         self._encoded: dict[int, bytes] = {}
         self._results: OrderedDict[Hashable, array[int]] = OrderedDict()
         self._result_ids = 0
+        self._suffixes: list[DN] | None = None
 
     @classmethod
     def build(cls, entries: Mapping[DN, Entry], times: Mapping[DN, Timestamps],
@@ -195,7 +195,10 @@ class Snapshot:
         return self._end[i] > i + 1
 
     def suffixes(self) -> list[DN]:
-        return [e.dn for i, e in enumerate(self.entries) if self._parent[i] < 0]
+        """The entries without a parent (naming contexts), found once."""
+        if self._suffixes is None:
+            self._suffixes = [e.dn for i, e in enumerate(self.entries) if self._parent[i] < 0]
+        return self._suffixes
 
     def operational(self, i: int) -> dict[str, tuple[str, tuple[str, ...]]]:
         return {
@@ -227,19 +230,15 @@ class Snapshot:
             if match(base) is True:
                 yield base
             return
+        lo, hi = self.subtree_range(base)
+        cands = compiled.candidates(lo, hi)
         if scope == ONE:
             pool: Sequence[int] = self.children(base)
-            cands = compiled.candidates()
             if cands is not None and len(cands) < len(pool):
                 p = self._parent
                 pool = [i for i in cands if p[i] == base]
         else:
-            lo, hi = self.subtree_range(base)
-            cands = compiled.candidates()
-            if cands is not None:
-                pool = cands[bisect_left(cands, lo):bisect_left(cands, hi)]
-            else:
-                pool = range(lo, hi)
+            pool = cands if cands is not None else range(lo, hi)
         for n, i in enumerate(pool):
             if deadline is not None and n & 255 == 0 and clock() > deadline:
                 raise SearchLimit()

@@ -487,12 +487,21 @@ def _call_soon(delay: float, fn: Callable[[], None]) -> object:
     return reactor.callLater(delay, fn)  # type: ignore[attr-defined]
 
 
+_ROOT_DSE: Snapshot | None = None
+
+
 def _root_dse_matches(flt: F.Filter) -> bool:
-    """slapd answers the root DSE for `(objectClass=*)` and the like."""
-    if isinstance(flt, F.Present):
-        return True
-    return isinstance(flt, F.Equality) and flt.attr.lower() == "objectclass" and \
-        flt.value.lower() in ("top", "openldaprootdse", "*")
+    """Whether the filter matches the root DSE (objectClass top and
+    OpenLDAProotDSE), evaluated by the same filter code as any entry."""
+    global _ROOT_DSE
+    if _ROOT_DSE is None:
+        from bdii.core.entry import Entry
+
+        root = DN.parse("")
+        entry = Entry.from_pairs(root, [("objectClass", "top"), ("objectClass", "OpenLDAProotDSE"),
+                                        ("supportedLDAPVersion", "2"), ("supportedLDAPVersion", "3")])
+        _ROOT_DSE = Snapshot.build({root: entry}, {}, now=0)
+    return _ROOT_DSE.compile(flt).match(0) is True
 
 
 def _message_size(buf: bytes) -> int | None:
