@@ -691,8 +691,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         print(server.url, flush=True)
         print(f"slapd_harness: started in {server.start_seconds:.3f}s ({counts}); "
               f"Ctrl-C to stop", file=sys.stderr, flush=True)
-        while server.proc is not None and server.proc.poll() is None:
-            time.sleep(0.5)
+        if server.proc is not None:
+            server.proc.wait()  # until slapd exits or Ctrl-C
         print("slapd_harness: slapd exited", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

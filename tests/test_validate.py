@@ -498,7 +498,8 @@ def test_command_runs_a_provider() -> None:
 
 def test_command_provider_timeout_exits_two() -> None:
     """A provider that outlives --timeout is killed and the input counts as unreadable."""
-    p = bdii("--provider", f"{sys.executable} -c 'import time; time.sleep(30)'", "--timeout", "0.5")
+    # The provider blocks forever (select on nothing) until it is killed.
+    p = bdii("--provider", f"{sys.executable} -c 'import select; select.select([], [], [])'", "--timeout", "0.5")
     assert p.returncode == 2 and b"killed" in p.stderr
 
 
