@@ -135,8 +135,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(path: Path) -> tuple[subprocess.Popen, int, Path]:
-    """`bdii serve` on an LDIF file (or every file of a directory), first cycle done."""
+def start_server(path: Path, extra: str = "") -> tuple[subprocess.Popen, int, Path]:
+    """`bdii serve` on an LDIF file (or every file of a directory), first cycle done;
+    `extra`: more bdii.conf lines (e.g. "BDII_WORKERS=0\n")."""
     tmp = Path(tempfile.mkdtemp(prefix="bdii-bench-"))
     for d in ("ldif", "provider", "plugin", "var"):
         (tmp / d).mkdir()
@@ -145,7 +146,7 @@ def start_server(path: Path) -> tuple[subprocess.Popen, int, Path]:
     port = free_port()
     (tmp / "bdii.conf").write_text(
         f"BDII_LDIF_DIR=ldif\nBDII_PROVIDER_DIR=provider\nBDII_PLUGIN_DIR=plugin\nBDII_VAR_DIR=var\n"
-        f"BDII_PORT={port}\nBDII_BIND_ADDRESS=127.0.0.1\nBDII_BREATHE_TIME=100000\nBDII_LOG_LEVEL=INFO\n")
+        f"BDII_PORT={port}\nBDII_BIND_ADDRESS=127.0.0.1\nBDII_BREATHE_TIME=100000\nBDII_LOG_LEVEL=INFO\n" + extra)
     proc = subprocess.Popen([sys.executable, "-m", "bdii.cli", "serve", "-c", str(tmp / "bdii.conf")],
                             stdout=subprocess.DEVNULL, stderr=open(tmp / "serve.log", "w"))
     deadline = time.time() + 600

@@ -391,6 +391,103 @@ def probe(port: int, op: bytes) -> tuple[int, int]:
             del buf[:pos]
 
 
+def pss_kb(pids: list[int]) -> int:
+    """Proportional set size of a process tree: shared pages (copy-on-write
+    after fork) counted once in all, not once per process as RSS would."""
+    tot = 0
+    for p in pids:
+        try:
+            for line in open(f"/proc/{p}/smaps_rollup"):
+                if line.startswith("Pss:"):
+                    tot += int(line.split()[1])
+                    break
+        except OSError:
+            pass
+    return tot
+
+
+class PeakPss:
+    """Samples the PSS of a process tree every 0.5 s in a thread; keeps the peak."""
+
+    def __init__(self, pid: int):
+        import threading
+
+        self.pid, self.peak, self.stop_ = pid, 0, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop_.wait(0.5):
+            self.peak = max(self.peak, pss_kb(tree(self.pid)))
+
+    def stop(self) -> float:
+        self.stop_.set()
+        self.thread.join()
+        return self.peak / 1024
+
+
+def dump_once(port: int, op: bytes) -> tuple[float, int, int]:
+    """(seconds, bytes, entries) of one full dump read by a minimal client: it
+    only walks the BER frame headers (~1 us a message), so it can take
+    several hundred MB/s and the server, not the client, sets the pace."""
+    from bdii.core import ber
+
+    t0 = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port), timeout=600) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.sendall(ber.message(1, op))
+        buf = bytearray(64 << 20)
+        view = memoryview(buf)
+        have = pos = total = n = 0
+        while True:
+            if len(buf) - have < (1 << 20):
+                del view
+                buf[:have - pos] = buf[pos:have]
+                have, pos = have - pos, 0
+                view = memoryview(buf)
+            got = s.recv_into(view[have:], len(buf) - have)
+            if not got:
+                raise RuntimeError("connection closed before the end of the dump")
+            have += got
+            total += got
+            while True:
+                if have - pos < 6:
+                    break
+                first = buf[pos + 1]
+                if first < 0x80:
+                    hdr, size = 2, first
+                else:
+                    k = first & 0x7F
+                    hdr, size = 2 + k, int.from_bytes(buf[pos + 2:pos + 2 + k], "big")
+                end = pos + hdr + size
+                if end > have:
+                    break
+                # messageID is a short INTEGER: the op tag follows it
+                tag = buf[pos + hdr + 2 + buf[pos + hdr + 1]]
+                if tag == 0x65:
+                    return time.perf_counter() - t0, total, n
+                n += 1
+                pos = end
+
+
+def _dump_proc(port: int, op: bytes, q) -> None:
+    q.put(dump_once(port, op))
+
+
+def parallel_dumps(port: int, op: bytes, k: int) -> tuple[float, int]:
+    """k simultaneous dumps from k client processes: (wall seconds, total bytes)."""
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_dump_proc, args=(port, op, q)) for _ in range(k)]
+    t0 = time.perf_counter()
+    for p in procs:
+        p.start()
+    res = [q.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return time.perf_counter() - t0, sum(r[1] for r in res)
+
+
 # --- the run ---------------------------------------------------------------------
 class Runner:
     def __init__(self, servers: dict, seconds: float):
@@ -398,10 +495,15 @@ class Runner:
         self.seconds = seconds
         self.rows: list[dict] = []
 
-    def point(self, label: str, mode: str, conns: int, ops, seconds: float | None = None) -> dict:
+    def point(self, label: str, mode: str, conns: int, ops, seconds: float | None = None,
+              extra: bool = False) -> dict:
+        """One load point against ours and slapd (and, with `extra`, the extra
+        servers too: ours before an optimisation, in the same run)."""
         secs = seconds or self.seconds
         res = {}
         for name, (port, pid) in self.servers.items():
+            if name not in ("ours", "slapd") and not extra:
+                continue
             pids = tree(pid)
             c0, t0 = cpu_seconds(pids), time.perf_counter()
             r = bench.run_load(port, ops, conns, secs)
@@ -417,7 +519,14 @@ class Runner:
         print(f"{label:<12}{mode:>5}{conns:>4} | {o['qps']:>8.1f}{o['p50_ms']:>9.2f}{o['p99_ms']:>9.2f}"
               f"{o['MBps']:>8.1f}{o['client_cpu']:>6.0%}{o['server_cpu']:>6.0%} | {s['qps']:>8.1f}"
               f"{s['p50_ms']:>9.2f}{s['p99_ms']:>9.2f}{s['MBps']:>8.1f}{s['client_cpu']:>6.0%}"
-              f"{s['server_cpu']:>6.0%} | {row['ratio']:>6.2f}", flush=True)
+              f"{s['server_cpu']:>6.0%} | {row['ratio']:>6.2f}"
+              + "".join(f" | {n}: {r['qps']:.1f} q/s, p99 {r['p99_ms']:.2f} ms, srv {r['server_cpu']:.0%},"
+                        f" ratio {r['qps'] / s['qps'] if s['qps'] else float('nan'):.2f}"
+                        for n, r in res.items() if n not in ("ours", "slapd")), flush=True)
+        for n, r in res.items():
+            if n not in ("ours", "slapd"):
+                row[n] = r
+                row["ratio " + n] = r["qps"] / s["qps"] if s["qps"] else float("nan")
         return row
 
 
@@ -521,6 +630,10 @@ def main() -> int:
     ap.add_argument("--cold-n", type=int, default=3000, help="distinct cold requests per query (default 3000)")
     ap.add_argument("--no-legacy", action="store_true", help="skip the legacy bdii-update cycles")
     ap.add_argument("--only", default="", help="comma-separated subset of queries (e.g. Q11,Q19)")
+    ap.add_argument("--before", default="BDII_WORKERS=0",
+                    help="bdii.conf line(s), ';'-separated, of a second server of ours run on the mix and the "
+                         "dumps in the same run, as the 'before' of an optimisation (default: BDII_WORKERS=0, "
+                         "one process; '' to skip)")
     args = ap.parse_args()
     sites = 20 if args.quick else args.sites
     seconds = 1.0 if args.quick else args.seconds
@@ -559,10 +672,18 @@ def main() -> int:
     print(f"# slapd: slapadd + start {time.time() - t0:.1f}s ({slapd.entry_counts})")
     t0 = time.time()
     proc, port, tmp = bench.start_server(data)
-    print(f"# bdii serve: first cycle done {time.time() - t0:.1f}s after start")
-    results: dict = {"sites": sites, "seconds": seconds, "cpus": os.cpu_count()}
+    peak = PeakPss(proc.pid)
+    print(f"# bdii serve: first cycle done {time.time() - t0:.1f}s after start; {len(tree(proc.pid))} processes")
+    before = None
+    if args.before:
+        t0 = time.time()
+        before = bench.start_server(data, "".join(x.strip() + "\n" for x in args.before.split(";")))
+        print(f"# 'before' server ({args.before}): first cycle done {time.time() - t0:.1f}s after start")
+    results: dict = {"sites": sites, "seconds": seconds, "cpus": os.cpu_count(), "before": args.before}
     try:
         servers = {"ours": (port, proc.pid), "slapd": (slapd.port, slapd.proc.pid)}
+        if before is not None:
+            servers["before"] = (before[1], before[0].pid)
         # same answers? (entry count and result code of the first warm request of each query)
         print("\n## answers (entries, resultCode) of one request per query: ours vs slapd")
         mism = []
@@ -592,15 +713,27 @@ def main() -> int:
         mrng.shuffle(cold_mix)
         warm_mix = [op for q in names for op in reqs[q]["warm"] * WEIGHTS[q]]
         for conns in CONNS:
-            run.point("MIX", "cold", conns, Rotating(cold_mix))
-            run.point("MIX", "warm", conns, warm_mix)
+            run.point("MIX", "cold", conns, Rotating(cold_mix), extra=True)
+            run.point("MIX", "warm", conns, warm_mix, extra=True)
         print("\n## full dumps (objectClass=*, all attributes)")
         print(HEADER)
         for q in DUMPS:
             for conns in (1, 4):
-                run.point(q, "cold", conns, Rotating(reqs[q]["cold"]), max(seconds, 3.0))
-                run.point(q, "warm", conns, reqs[q]["warm"], max(seconds, 3.0))
+                run.point(q, "cold", conns, Rotating(reqs[q]["cold"]), max(seconds, 3.0), extra=True)
+                run.point(q, "warm", conns, reqs[q]["warm"], max(seconds, 3.0), extra=True)
         results["rows"] = run.rows
+        print("\n## full dumps with a minimal client (frame headers only): MB/s, best of 3 single dumps; "
+              "4 simultaneous dumps")
+        light = {}
+        for q in DUMPS:
+            op = reqs[q]["warm"][0]
+            for name, (sport, _pid) in servers.items():
+                best = min(dump_once(sport, op) for _ in range(3))
+                wall4, bytes4 = parallel_dumps(sport, op, 4)
+                light[(q, name)] = (best[1] / best[0] / 1e6, bytes4 / wall4 / 1e6)
+                print(f"  {q} {name:<7} 1 dump {best[0]:.2f} s {light[(q, name)][0]:6.0f} MB/s ({best[2]} entries); "
+                      f"4 at once {wall4:.2f} s {light[(q, name)][1]:6.0f} MB/s", flush=True)
+        results["light_dumps"] = {f"{k[0]} {k[1]}": v for k, v in light.items()}
         # cross-check with a compiled client: OpenLDAP's ldapsearch (C), output to /dev/null
         print("\n## full dumps with ldapsearch (C client, -LLL > /dev/null), best of 2: wall s (ldapsearch CPU s)")
         ls_dumps = {}
@@ -628,18 +761,33 @@ def main() -> int:
         slapd_anon = status_kb(slapd.proc.pid, "RssAnon") / 1024
         slapd_file = status_kb(slapd.proc.pid, "RssFile") / 1024
 
-        # our refresh: a second cycle of the running server (SIGHUP), read from its log
-        os.kill(proc.pid, signal.SIGHUP)
+        # p99 of indexed lookups (Q19, Q11 cold at 4 connections) idle and during a refresh
+        probe_ops = Rotating([op for q in ("Q19", "Q11") if q in reqs for op in reqs[q]["cold"]])
+        during: dict = {}
+        for name, (sport, spid, stmp) in [("ours", (port, proc.pid, tmp))] + (
+                [("before", (before[1], before[0].pid, before[2]))] if before is not None else []):
+            idle = bench.run_load(sport, probe_ops, 4, 6.0)
+            os.kill(spid, signal.SIGHUP)  # a refresh cycle now (same data: every entry re-read and rebuilt)
+            busy = bench.run_load(sport, probe_ops, 4, 6.0)
+            during[name] = {"idle": idle, "refresh": busy}
+            print(f"## p99 during a refresh ({name}): idle {idle['p99_ms']:.2f} ms ({idle['qps']:.0f} q/s), during "
+                  f"the refresh {busy['p99_ms']:.2f} ms ({busy['qps']:.0f} q/s): x{busy['p99_ms'] / idle['p99_ms']:.2f}",
+                  flush=True)
+        results["refresh_p99"] = during
+        # our refresh: the second cycle (SIGHUP above), read from its log
         log = tmp / "serve.log"
         deadline = time.time() + 900
         while time.time() < deadline and "cycle 2:" not in log.read_text(errors="replace"):
             time.sleep(0.2)
         cyc = re.findall(r"cycle (\d+): (.*?) in ([\d.]+)s \(build ([\d.]+)s\)", log.read_text(errors="replace"))
         rss_ours_after = sum(status_kb(p, "VmHWM") for p in tree(proc.pid)) / 1024
+        pss_ours = peak.stop()
     finally:
-        proc.terminate()
-        proc.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+        peak.stop()
+        for p, _port, t in [(proc, port, tmp)] + ([before] if before is not None else []):
+            p.terminate()
+            p.wait()
+            shutil.rmtree(t, ignore_errors=True)
         slapd.stop()
 
     build = bench.bench_build(data)
@@ -650,7 +798,8 @@ def main() -> int:
             legacy = legacy_cycles(data, slapd_harness.Slapd)
         except Exception as e:  # noqa: BLE001 - report, do not hide the rest
             legacy = {"error": f"{type(e).__name__}: {e}"}
-    results.update({"rss": {"ours_mb": rss_ours, "ours_after_refresh_mb": rss_ours_after, "slapd_mb": rss_slapd,
+    results.update({"rss": {"ours_mb": rss_ours, "ours_after_refresh_mb": rss_ours_after, "ours_peak_pss_mb": pss_ours,
+                            "slapd_mb": rss_slapd,
                             "slapd_anon_mb": slapd_anon, "slapd_file_mb": slapd_file},
                     "our_cycles": cyc, "build": build, "legacy": legacy})
 
@@ -694,8 +843,18 @@ def main() -> int:
     if mism:
         print(f"  WARNING: answers differ on {', '.join(mism)} (see the answers section): their ratios compare "
               f"different work")
-    print(f"\n## peak RSS (VmHWM): ours {rss_ours:.0f} MB after the query runs, {rss_ours_after:.0f} MB after a "
-          f"refresh cycle; slapd {rss_slapd:.0f} MB (now {slapd_anon:.0f} MB anon + {slapd_file:.0f} MB mdb file pages)")
+    print(f"\n## memory: ours peak PSS (all processes, shared pages counted once, sampled every 0.5 s) "
+          f"{pss_ours:.0f} MB; sum of the processes' peak RSS (VmHWM, shared pages counted per process) "
+          f"{rss_ours:.0f} MB after the query runs, {rss_ours_after:.0f} MB after a refresh cycle; "
+          f"slapd {rss_slapd:.0f} MB (now {slapd_anon:.0f} MB anon + {slapd_file:.0f} MB mdb file pages)")
+    for q in DUMPS:
+        if (q, "ours") in light:
+            print(f"  {q} minimal client: ours/slapd 1 dump {light[(q, 'ours')][0] / light[(q, 'slapd')][0]:.2f}, "
+                  f"4 at once {light[(q, 'ours')][1] / light[(q, 'slapd')][1]:.2f}")
+    if "before" in servers:
+        print("  MIX ratio ours/slapd (before -> now): " + ", ".join(
+            f"{m}@{c} {by[('MIX', m, c)]['ratio before']:.2f} -> {by[('MIX', m, c)]['ratio']:.2f}"
+            for c in CONNS for m in ("cold", "warm")))
     print("\n## refresh")
     for n, what, secs, b in cyc:
         print(f"  ours cycle {n}: {what} in {float(secs):.2f}s (build {float(b):.2f}s)")

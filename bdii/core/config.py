@@ -72,6 +72,10 @@ class Config:
     # off unless a port is given; None address: that of the LDAP listener.
     http_port: int | None = None
     http_bind_address: str | None = None
+    # Processes answering LDAP queries (BDII_WORKERS), forked after every
+    # refresh so that all cores serve; 0: the main process answers itself;
+    # None: one per CPU.
+    workers: int | None = None
     # At site and top level, run bdii.providers.bdii for this BDII's own
     # bdii_site / bdii_top service entries (BDII_SELF_PROVIDER).
     self_provider: bool = True
@@ -166,6 +170,8 @@ class Config:
             out.append(f"{loc('BDII_HTTP_PORT')}: BDII_HTTP_PORT must be between 1 and 65535")
         elif self.http_port == self.port:
             out.append(f"{loc('BDII_HTTP_PORT')}: BDII_HTTP_PORT must differ from BDII_PORT")
+        if self.workers is not None and not 0 <= self.workers <= 256:
+            out.append(f"{loc('BDII_WORKERS')}: BDII_WORKERS must be between 0 and 256")
         if self.breathe_time <= 0:
             out.append(f"{loc('BDII_BREATHE_TIME')}: BDII_BREATHE_TIME must be positive")
         if self.read_timeout <= 0:
@@ -282,6 +288,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "BDII_GOCDB_INTERVAL": ("gocdb_interval", "seconds"),
     "BDII_HTTP_PORT": ("http_port", "optint"),
     "BDII_HTTP_BIND_ADDRESS": ("http_bind_address", "optstr"),
+    "BDII_WORKERS": ("workers", "optint"),
     "BDII_VALIDATE": ("validate", "mode"),
     "BDII_VALIDATE_PROFILE": ("validate_profile", "mode"),
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import fields, replace
 from typing import Any
 
@@ -15,10 +17,12 @@ from bdii.service.ldapserver import LDAPServerFactory, SnapshotHolder
 from bdii.service.metrics import Metrics
 from bdii.service.store import StateStore
 from bdii.service.updater import Updater
+from bdii.service.workers import WorkerPool, listening_socket
 
 # Settings used only when the service starts (listening sockets, the state
 # directory, the GOCDB and FCR fetchers): a reload keeps the running values.
-RESTART_ONLY = ("port", "bind_address", "ipv6", "http_port", "http_bind_address", "var_dir", "pid_file", "user")
+RESTART_ONLY = ("port", "bind_address", "ipv6", "http_port", "http_bind_address", "var_dir", "pid_file", "user",
+                "workers")
 RESTART_ONLY_PREFIXES = ("gocdb_", "fcr_")
 
 
@@ -39,8 +43,19 @@ def http_endpoint_string(config: Config) -> str | None:
     return endpoint_string(config, config.http_port, config.http_bind_address)
 
 
+def worker_count(config: Config) -> int:
+    """BDII_WORKERS, or one serving process per CPU."""
+    return config.workers if config.workers is not None else (os.cpu_count() or 1)
+
+
 class BdiiService(MultiService):
-    def __init__(self, config: Config, reactor: Any) -> None:
+    """The refresh loop, the LDAP listener (in this process, or in forked
+    workers: see bdii.service.workers) and optionally HTTP.
+
+    @ivar pool: the serving processes, or None when this process answers.
+    """
+
+    def __init__(self, config: Config, reactor: Any, keep_fds: Callable[[], set[int]] = set) -> None:
         super().__init__()
         self.config = config
         self.reactor = reactor
@@ -48,10 +63,15 @@ class BdiiService(MultiService):
         self.metrics = Metrics()
         self.updater = Updater(config, reactor, self.holder, StateStore(config.var_dir))
         self.updater.setServiceParent(self)
-        self.factory = LDAPServerFactory(self.holder, reactor, self.metrics)
-        self.listener = StreamServerEndpointService(serverFromString(reactor, endpoint_string(config)), self.factory)
-        self.listener._raiseSynchronously = True
-        self.listener.setServiceParent(self)
+        self.keep_fds = keep_fds
+        self.pool: WorkerPool | None = None
+        self.listener: StreamServerEndpointService | None = None
+        if worker_count(config) == 0:
+            self.factory = LDAPServerFactory(self.holder, reactor, self.metrics)
+            self.listener = StreamServerEndpointService(serverFromString(reactor, endpoint_string(config)),
+                                                        self.factory)
+            self.listener._raiseSynchronously = True
+            self.listener.setServiceParent(self)
         self.http: StreamServerEndpointService | None = None
         http_ep = http_endpoint_string(config)
         if http_ep is not None:
@@ -59,6 +79,20 @@ class BdiiService(MultiService):
             self.http = StreamServerEndpointService(serverFromString(reactor, http_ep), self.site)
             self.http._raiseSynchronously = True
             self.http.setServiceParent(self)
+
+    def startService(self) -> None:
+        if self.listener is None and self.pool is None:
+            # Opened before anything else starts, so a taken port stops the start.
+            sock = listening_socket(self.config.bind_address, self.config.port, self.config.ipv6)
+            self.pool = WorkerPool(self.reactor, sock, worker_count(self.config), self.metrics, self.keep_fds)
+            self.holder.listeners.append(self.pool.publish)
+            self.pool.publish(self.holder.current)
+        super().startService()
+
+    def stopService(self) -> Any:
+        if self.pool is not None:
+            self.pool.stop()
+        return super().stopService()
 
     def reconfigure(self, new: Config) -> list[str]:
         """Use `new` from the next cycle on; returns a note per setting that

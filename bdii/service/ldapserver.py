@@ -11,9 +11,10 @@ buffer the whole tree for a slow reader.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from ldaptor.protocols import pureber, pureldap
@@ -27,6 +28,7 @@ from bdii.core import ber
 from bdii.core import filters as F
 from bdii.core.dn import DN
 from bdii.core.errors import DNError
+from bdii.core.ldapreq import RequestError, SearchRequest, decode_search
 from bdii.core.matching import matcher
 from bdii.core.snapshot import BASE, ONE, SUB, SearchLimit, Snapshot
 from bdii.service.metrics import Metrics
@@ -121,22 +123,58 @@ class Selection:
         return self.all_user and not self.keys - {"objectclass"} and not self.all_operational and not self.types_only
 
 
+_LEN = [bytes((n,)) for n in range(128)]
+_NAME_TLV: dict[str, bytes] = {}  # attribute name -> its encoded AttributeDescription
+
+
+def _blen(n: int) -> bytes:
+    return _LEN[n] if n < 128 else ber._length(n)
+
+
+def _attribute(name: str, values: Iterable[str], types_only: bool = False) -> bytes:
+    """One PartialAttribute (RFC 4511 4.1.7): the hot loop of every answer."""
+    head = _NAME_TLV.get(name)
+    if head is None:
+        raw = name.encode()
+        head = _NAME_TLV[name] = b"\x04" + _blen(len(raw)) + raw
+    if types_only:
+        vals = b""
+    else:
+        vals = b"".join([b"\x04" + _blen(len(b)) + b for b in [v.encode("utf-8", "surrogateescape")
+                                                              for v in values]])
+    body = head + b"\x31" + _blen(len(vals)) + vals
+    return b"\x30" + _blen(len(body)) + body
+
+
 def encode_entry(snap: Snapshot, i: int, sel: Selection) -> bytes:
+    """The SearchResultEntry protocolOp of entry `i` with the attributes `sel` asks for.
+
+    Full entries are cached per snapshot; a few named attributes are looked
+    up by key instead of walking every attribute of the entry.
+    """
     if sel.cacheable:
         cached = snap.encoded(i)
         if cached is not None:
             return cached
     entry = snap.entries[i]
-    attrs: list[tuple[bytes, list[bytes]]] = []
-    for name, values in entry.items():
-        if sel.all_user or name.lower() in sel.keys or matcher(name).key in sel.keys:
-            attrs.append((name.encode(), [] if sel.types_only else
-                          [v.encode("utf-8", "surrogateescape") for v in values]))
+    parts: list[bytes] = []
+    if sel.all_user:
+        for name, values in entry.items():
+            parts.append(_attribute(name, values, sel.types_only))
+    else:
+        shape = entry.shape
+        found = sorted((-1 if key == "objectclass" else j, j) for key in sel.keys
+                       if (j := shape.index.get(key)) is not None)
+        for _order, j in found:
+            parts.append(_attribute(shape.names[j], entry.vals[j], sel.types_only))
     if sel.all_operational or sel.keys:
         for key, (name, values) in snap.operational(i).items():
             if sel.all_operational or key in sel.keys:
-                attrs.append((name.encode(), [] if sel.types_only else [v.encode() for v in values]))
-    op = ber.search_result_entry(str(entry.dn).encode("utf-8", "surrogateescape"), attrs)
+                parts.append(_attribute(name, values, sel.types_only))
+    attrs = b"".join(parts)
+    dn = str(entry.dn).encode("utf-8", "surrogateescape")
+    body = b"\x04" + _blen(len(dn)) + dn + b"\x30" + _blen(len(attrs)) + attrs
+    op = b"\x64" + _blen(len(body)) + body
     if sel.cacheable:
         snap.remember_encoded(i, op)
     return op
@@ -173,9 +211,12 @@ class SnapshotHolder:
 
     def __init__(self, snapshot: Snapshot | None = None) -> None:
         self.current = snapshot or Snapshot.empty()
+        self.listeners: list[Callable[[Snapshot], None]] = []
 
     def swap(self, snapshot: Snapshot) -> None:
         self.current = snapshot
+        for listener in self.listeners:  # e.g. the worker pool: a new serving generation
+            listener(snapshot)
 
 
 class _Search:
@@ -203,6 +244,8 @@ class LDAPProtocol(BaseLDAPServer):
         self.paused = False
         self.running = False
         self.peer = "?"
+        self.retiring = False  # this process is handing its connections over
+        self.handed_off: tuple[int, int] | None = None  # (dup'ed descriptor, address family)
 
     # --- connection --------------------------------------------------------
     def connectionMade(self) -> None:
@@ -216,6 +259,10 @@ class LDAPProtocol(BaseLDAPServer):
             # behind a client's delayed ACK).
             set_nodelay(True)
         self.metrics.connection_opened()
+        factory = getattr(self, "factory", None)
+        if factory is not None:
+            factory.protocols.add(self)
+            self.retiring = factory.retiring
 
     def connectionLost(self, reason: object = None) -> None:
         super().connectionLost(reason)
@@ -223,6 +270,38 @@ class LDAPProtocol(BaseLDAPServer):
         for s in self.queue_:
             s.abandoned = True
         self.queue_.clear()
+        factory = getattr(self, "factory", None)
+        if factory is not None:
+            factory.protocols.discard(self)
+            if self.handed_off is not None:
+                factory.hand_off(*self.handed_off)
+
+    # --- handing the connection to the next generation of workers -----------
+    def retire(self) -> None:
+        self.retiring = True
+        self._maybe_hand_off()
+
+    def _maybe_hand_off(self) -> None:
+        """Between two requests, give the socket to the next serving process.
+
+        Only when nothing is half-read or still to answer: the next owner
+        then reads the client's next request from the kernel, and the client
+        never notices. Our descriptor is closed without a TCP shutdown; the
+        dup'ed one goes to the new process once our last bytes are flushed
+        (from connectionLost), so answers never overtake each other.
+        """
+        if not (self.retiring and self.connected and self.handed_off is None) or self.buffer \
+                or self.queue_ or self.running or self.started_at:
+            return
+        t = self.transport
+        sock = getattr(t, "socket", None)
+        if sock is None:
+            return
+        t.stopReading()
+        self.handed_off = (os.dup(sock.fileno()), sock.family)
+        t._shouldShutdown = False
+        t.unregisterProducer()
+        t.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
         self.buffer += data
@@ -236,6 +315,19 @@ class LDAPProtocol(BaseLDAPServer):
             if len(self.buffer) < size:
                 return
             frame, self.buffer = self.buffer[:size], self.buffer[size:]
+            try:
+                fast = decode_search(frame)
+            except RequestError as exc:
+                self._drop(f"undecodable request ({exc})")
+                return
+            if fast is not None:  # searches: our decoder, 10x faster than ldaptor's
+                try:
+                    self._search_request(fast)
+                except Exception:  # noqa: BLE001 - one bad request must not kill the server
+                    log.failure("request from {peer} failed", peer=self.peer)
+                    self._drop("internal error")
+                    return
+                continue
             try:
                 # The frame is complete: "insufficient data" now means junk.
                 msg, used = pureber.berDecodeObject(self.berdecoder, frame)
@@ -252,6 +344,8 @@ class LDAPProtocol(BaseLDAPServer):
                 log.failure("request from {peer} failed", peer=self.peer)
                 self._drop("internal error")
                 return
+        if self.retiring:
+            self._maybe_hand_off()
 
     def _drop(self, why: str) -> None:
         log.warn("closing connection from {peer}: {why}", peer=self.peer, why=why)
@@ -284,6 +378,15 @@ class LDAPProtocol(BaseLDAPServer):
                                  message=f"critical control {_text(control[0])} not supported")
                     return
         handler(msg.id, req)
+
+    def _search_request(self, req: SearchRequest) -> None:
+        self.started_at[req.msgid] = self.clock()
+        for oid, critical in req.controls:
+            if critical:
+                self._send(self._done(req.msgid, UNAVAILABLE_CRITICAL_EXTENSION,
+                                      f"critical control {oid} not supported"))
+                return
+        self.search(req)
 
     def _send(self, data: bytes) -> None:
         if self.connected:
@@ -356,54 +459,64 @@ class LDAPProtocol(BaseLDAPServer):
         self._result(msgid, req, code)
 
     def do_LDAPSearchRequest(self, msgid: int, req: pureldap.LDAPSearchRequest) -> None:
-        snap = self.holder.current  # read once: this search never sees another generation
-        started = self.clock()
-        try:
-            base = DN.parse(_text(req.baseObject))
-        except DNError as exc:
-            self._result(msgid, req, INVALID_DN, message=str(exc))
-            return
+        """A search ldaptor decoded (the fast decoder normally takes them all)."""
         try:
             flt = to_filter(req.filter)
         except (ValueError, AttributeError) as exc:
-            self._result(msgid, req, PROTOCOL_ERROR, message=f"bad filter: {exc}")
+            self._send(self._done(msgid, PROTOCOL_ERROR, f"bad filter: {exc}"))
             return
-        sel = Selection.parse(req.attributes, req.typesOnly)
+        self.search(SearchRequest(msgid, _text(req.baseObject), req.scope, req.derefAliases, req.sizeLimit,
+                                  req.timeLimit, bool(req.typesOnly), flt,
+                                  tuple(_text(a) for a in req.attributes), ()))
+
+    def search(self, req: SearchRequest) -> None:
+        msgid = req.msgid
+        snap = self.holder.current  # read once: this search never sees another generation
+        started = self.clock()
+        try:
+            base = DN.parse(req.base)
+        except DNError as exc:
+            self._send(self._done(msgid, INVALID_DN, str(exc)))
+            return
+        flt = req.filter
+        sel = Selection.parse(req.attributes, req.types_only)
         if not base:
             if req.scope == BASE:
                 match = _root_dse_matches(flt)
                 msgs = [ber.message(msgid, root_dse(snap, sel))] if match else []
                 self._enqueue(_Search(msgid, iter(msgs + [self._done(msgid, SUCCESS)])))
             else:
-                self._result(msgid, req, NO_SUCH_OBJECT)
+                self._send(self._done(msgid, NO_SUCH_OBJECT))
             return
         i = snap.find(base)
         if i is None:
             matched = snap.matched_dn(base)
-            self._result(msgid, req, NO_SUCH_OBJECT, matched=str(matched) if matched else "")
+            self._send(self._done(msgid, NO_SUCH_OBJECT, matched=str(matched) if matched else ""))
             return
         if req.scope not in (BASE, ONE, SUB):
-            self._result(msgid, req, PROTOCOL_ERROR, message="invalid scope")
+            self._send(self._done(msgid, PROTOCOL_ERROR, "invalid scope"))
             return
-        deadline = started + req.timeLimit if req.timeLimit else None
+        deadline = started + req.time_limit if req.time_limit else None
         key = (i, req.scope, flt)
         hit = snap.cached_result(key)
         if hit is not None:
-            self._enqueue(_Search(msgid, self._results(snap, msgid, iter(hit), req, sel, deadline)))
+            self._enqueue(_Search(msgid, self._results(snap, msgid, iter(hit), req.size_limit, sel, deadline)))
             return
         ids = snap.search(i, req.scope, snap.compile(flt), deadline, self.clock)
 
         def remember(found: list[int]) -> None:
             snap.remember_result(key, found)
 
-        self._enqueue(_Search(msgid, self._results(snap, msgid, ids, req, sel, deadline, remember)))
+        self._enqueue(_Search(msgid, self._results(snap, msgid, ids, req.size_limit, sel, deadline, remember)))
 
-    def _done(self, msgid: int, code: int, message: str = "") -> bytes:
+    def _done(self, msgid: int, code: int, message: str = "", matched: str = "") -> bytes:
+        """A SearchResultDone, counted (encoded here: ldaptor's encoder is slow)."""
         self._counted(msgid, "LDAPSearchRequest", code)
-        op = pureldap.LDAPSearchResultDone(resultCode=code, errorMessage=message)
-        return pureldap.LDAPMessage(op, id=msgid).toWire()
+        m, d = matched.encode("utf-8", "surrogateescape"), message.encode("utf-8", "surrogateescape")
+        body = b"\x0a\x01" + bytes((code,)) + b"\x04" + _blen(len(m)) + m + b"\x04" + _blen(len(d)) + d
+        return ber.message(msgid, b"\x65" + _blen(len(body)) + body)
 
-    def _results(self, snap: Snapshot, msgid: int, ids: Iterator[int], req: pureldap.LDAPSearchRequest,
+    def _results(self, snap: Snapshot, msgid: int, ids: Iterator[int], limit: int,
                  sel: Selection, deadline: float | None,
                  remember: Callable[[list[int]], None] | None = None) -> Iterator[bytes]:
         """Encoded messages for the matching entries `ids`, then the result.
@@ -411,7 +524,6 @@ class LDAPProtocol(BaseLDAPServer):
         Only a search that ran to its end (no size or time limit hit, not
         abandoned) hands its entries to `remember`.
         """
-        limit = req.sizeLimit or 0
         found: list[int] = []
         try:
             for i in ids:
@@ -475,6 +587,8 @@ class LDAPProtocol(BaseLDAPServer):
         if self.queue_ and not self.paused and self.connected:
             self.running = True
             (self.scheduler or _call_soon)(0, self._continue)
+        elif self.retiring:
+            self._maybe_hand_off()
 
     def _continue(self) -> None:
         self.running = False
@@ -532,6 +646,16 @@ class LDAPServerFactory(Factory):
         self.holder = holder
         self.reactor = reactor
         self.metrics = metrics if metrics is not None else Metrics()
+        self.protocols: set[LDAPProtocol] = set()
+        self.retiring = False
+        # (descriptor, address family) -> None: where retired connections go.
+        self.hand_off: Callable[[int, int], None] = lambda fd, _family: os.close(fd)
+
+    def retire(self) -> None:
+        """Hand every connection over as soon as it is between requests."""
+        self.retiring = True
+        for p in list(self.protocols):
+            p.retire()
 
     def buildProtocol(self, addr: object) -> LDAPProtocol:
         sched = getattr(self.reactor, "callLater", None)

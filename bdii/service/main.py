@@ -35,7 +35,11 @@ def serve(config: Config) -> int:
 
     output = start_logging(config.python_log_level, config.log_file)
     _notices(config)
-    service = BdiiService(config, reactor)
+    def keep_fds() -> set[int]:
+        stream = output.stream
+        return {stream.fileno()} if stream is not sys.stderr else set()
+
+    service = BdiiService(config, reactor, keep_fds)
     try:
         service.startService()
     except Exception as exc:  # noqa: BLE001 - e.g. the port is taken
