@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import selectors
+import select
 import signal
 import socket
 import subprocess
@@ -23,20 +23,32 @@ def _free_port() -> int:
 
 
 def _wait_for_line(proc: subprocess.Popen, needle: str, timeout: float = 60) -> list[str]:
-    """Read the process's stderr until a line contains `needle` (no sleeping)."""
+    """Read the process's stderr until a line contains `needle` (no sleeping).
+
+    Reads the descriptor itself: a buffered readline() can pull several
+    lines at once, and select() then waits for more while the one wanted
+    sits in the buffer. What follows the line is kept for the next call.
+    """
     seen: list[str] = []
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stderr, selectors.EVENT_READ)
+    fd = proc.stderr.fileno()
+    buf: bytes = getattr(proc, "_stderr_rest", b"")
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not sel.select(timeout=deadline - time.monotonic()):
-            break
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen.append(line)
-        if needle in line:
-            return seen
+    try:
+        while True:
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                seen.append(line.decode("utf-8", "replace") + "\n")
+                if needle in seen[-1]:
+                    return seen
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                break
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buf += chunk
+    finally:
+        proc._stderr_rest = buf  # type: ignore[attr-defined]
     raise AssertionError(f"{needle!r} not seen; stderr was:\n{''.join(seen)}")
 
 

@@ -387,3 +387,16 @@ def test_indexed_and_filter_in_one_level_scope(ces: Snapshot) -> None:
     f = F.And((F.Equality("objectClass", "GlueCE"), F.Equality("GlueCEUniqueID", "CE100")))
     assert search(ces, f, "mds-vo-name=resource,o=grid", ONE) == ["ce100"]
     assert search(ces, f, "o=grid", ONE) == []
+
+
+def test_or_of_many_equalities_is_one_set_test(ces: Snapshot, services: Snapshot) -> None:
+    """DIRAC-style ORs of many IDs are folded into one set lookup: same answers
+    as branch by branch (the oracle), case rules, integers and invalid values included."""
+    ids = ["CE9", "ce100", "nope", "ce-X", "also-missing"]
+    assert sorted(search(ces, F.Or(tuple(F.Equality("GlueCEUniqueID", v) for v in ids)))) == ["CE-x", "ce100", "ce9"]
+    jobs = ["010", "ten", "100", " 9 ", "N/A"]  # invalid assertions match nothing, even a stored "N/A"
+    assert sorted(search(ces, F.Or(tuple(F.Equality("GlueCEStateRunningJobs", v) for v in jobs)))) == ["ce100", "ce9"]
+    mixed = F.Or((*(F.Equality("GLUE2ServiceID", v) for v in ("svc", "SVC", "x", "y")), F.Present("fooAttr")))
+    assert sorted(search(services, mixed, "o=glue")) == ["Svc", "svc"]
+    negated = F.Not(F.Or(tuple(F.Equality("GlueCEUniqueID", v) for v in ids)))
+    assert "ce10" in search(ces, negated) and "ce9" not in search(ces, negated)

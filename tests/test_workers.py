@@ -114,3 +114,33 @@ def test_workers_serve_hand_connections_over_and_are_replaced(tmp_path: Path) ->
         proc.stderr.close()
     assert not any(Path(f"/proc/{w}").exists() and "Z" not in Path(f"/proc/{w}/stat").read_text().split()[2]
                    for w in workers)
+
+
+def test_pre_encoded_entries_are_the_bytes_encode_entry_gives() -> None:
+    """What the main process encodes for the workers is byte for byte what the
+    server would encode itself, and an unchanged entry of the next snapshot
+    (the same object) is copied, not encoded again."""
+    from bdii.core.dn import DN
+    from bdii.core.entry import Entry
+    from bdii.core.snapshot import Snapshot
+    from bdii.service import ldapserver as L
+    from support import SKELETON, snapshot_from_ldif
+
+    first = snapshot_from_ldif(SKELETON + SERVICE.format(name="a") + SERVICE.format(name="b"))
+    full = L.Selection.parse([], False)
+    expected = [bytes(L.encode_entry(first, i, full)) for i in range(len(first))]
+    assert L.pre_encode(first) == (len(first), 0)
+    assert [bytes(L.encode_entry(first, i, full)) for i in range(len(first))] == expected
+    # The next snapshot keeps every entry object but one, and adds one.
+    entries = {e.dn: e for e in first.entries}
+    b = next(e for e in first.entries if e.dn.rdns[0][0][1] == "b")
+    entries[b.dn] = b.replace({"GLUE2ServiceType": ("org.example.B",)})
+    a = next(e for e in first.entries if e.dn.rdns[0][0][1] == "a")
+    c = Entry(DN.parse(str(a.dn).replace("=a,", "=c,")), a.attrs)
+    entries[c.dn] = c
+    second = Snapshot.build(entries, {}, now=0)
+    assert L.pre_encode(second) == (2, len(first) - 1)
+    names = [bytes(L.encode_entry(second, i, full)) for i in range(len(second))]
+    L._PRE = None  # noqa: SLF001 - the same entries encoded from scratch
+    assert names == [bytes(L.encode_entry(second, i, full)) for i in range(len(second))]
+    assert any(b"org.example.B" in n for n in names) and not any(b"org.example.b" in n for n in names)

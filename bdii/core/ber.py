@@ -113,30 +113,50 @@ def result_code(frame: bytes | bytearray | memoryview, start: int, end: int) -> 
     return code, bytes(frame[s3:e3]).decode("utf-8", "replace")
 
 
+def iter_ops(blob: bytes) -> Iterator[tuple[int, int]]:
+    """(start, end) of each SearchResultEntry protocolOp in `blob`: the
+    bytes a refresh compares with the last cycle's before decoding them."""
+    pos, n = 0, len(blob)
+    while pos < n:
+        tag, _start, end = read_tlv(blob, pos, n)
+        if tag != 0x64:
+            raise BerError(f"unexpected tag 0x{tag:02x} in search results")
+        yield pos, end
+        pos = end
+
+
+def decode_entry(op: bytes) -> tuple[str, list[tuple[str, str]]]:
+    """One SearchResultEntry protocolOp -> (dn, [(attribute, value), ...]).
+
+    Values are read inline when their length fits the short form (nearly
+    all do); anything else, and every error, goes through `read_tlv`."""
+    _tag, start, end = read_tlv(op, 0, len(op))
+    _t, s, e = read_tlv(op, start, end)
+    dn = op[s:e].decode("utf-8", "surrogateescape")
+    _t, s, e = read_tlv(op, e, end)  # the attribute list
+    pairs: list[tuple[str, str]] = []
+    append = pairs.append
+    p = s
+    while p < e:
+        _t, as_, ae = read_tlv(op, p, e)
+        _t, ts, te = read_tlv(op, as_, ae)
+        name = op[ts:te].decode("ascii", "replace")
+        _t, vs, ve = read_tlv(op, te, ae)
+        q = vs
+        while q < ve:
+            if q + 2 <= ve and op[q + 1] < 0x80 and q + 2 + op[q + 1] <= ve:
+                xs = q + 2
+                xe = xs + op[q + 1]
+            else:
+                _t, xs, xe = read_tlv(op, q, ve)
+            append((name, op[xs:xe].decode("utf-8", "surrogateescape")))
+            q = xe
+        p = ae
+    return dn, pairs
+
+
 def iter_entries(blob: bytes) -> Iterator[tuple[str, list[tuple[str, str]]]]:
     """Decode concatenated SearchResultEntry protocolOps ([APPLICATION 4]),
     as a fetch stores them, into (dn, [(attribute, value), ...])."""
-    pos, n = 0, len(blob)
-    view = memoryview(blob)
-    while pos < n:
-        tag, start, end = read_tlv(view, pos, n)
-        if tag != 0x64:
-            raise BerError(f"unexpected tag 0x{tag:02x} in search results")
-        t, s, e = read_tlv(view, start, end)
-        dn = bytes(view[s:e]).decode("utf-8", "surrogateescape")
-        t, s, e = read_tlv(view, e, end)  # the attribute list
-        pairs: list[tuple[str, str]] = []
-        p = s
-        while p < e:
-            _t, as_, ae = read_tlv(view, p, e)
-            _t, ts, te = read_tlv(view, as_, ae)
-            name = bytes(view[ts:te]).decode("ascii", "replace")
-            _t, vs, ve = read_tlv(view, te, ae)
-            q = vs
-            while q < ve:
-                _t, xs, xe = read_tlv(view, q, ve)
-                pairs.append((name, bytes(view[xs:xe]).decode("utf-8", "surrogateescape")))
-                q = xe
-            p = ae
-        yield dn, pairs
-        pos = end
+    for start, end in iter_ops(blob):
+        yield decode_entry(blob[start:end])

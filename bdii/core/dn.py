@@ -199,6 +199,15 @@ def _shared(rdns: tuple[RDN, ...]) -> tuple[tuple[RDN, ...], tuple]:
     return tuple(out_rdns), tuple(out_key)
 
 
+# The parent part of a DN as written (what follows the first comma) -> its
+# parsed RDNs and key: the DNs of a tree repeat their parents' text, so a
+# load parses the leaf RDN only. Kept only for text the fast path of
+# `_parse` reads (no escapes, quotes, multi-valued or ';'-separated RDNs),
+# where each comma-separated part is read on its own.
+_TAILS: dict[str, tuple[tuple[RDN, ...], tuple]] = {}
+_SPECIAL_IN = re.compile(r'[\\"+;]').search
+
+
 def _rdn_key(rdn: RDN) -> tuple:
     return tuple(sorted(ava_key(a, v) for a, v in rdn))
 
@@ -213,12 +222,28 @@ class DN:
     rdns: tuple[RDN, ...]
     key: tuple = field(repr=False)
     text: str = field(default="", repr=False)
-
+    # hash(key), kept on first use: a refresh looks DNs up in dicts a dozen
+    # times each, and hashing the nested key tuples dominated those lookups.
+    hashed: int = field(default=0, repr=False)
 
     @classmethod
     def parse(cls, text: str) -> DN:
         """Parse RFC 4514 text; raise `DNError` with the reason otherwise."""
-        return cls(*_shared(_parse(text)))
+        s = text.strip()
+        head, comma, tail = s.partition(",")
+        if comma:
+            hit = _TAILS.get(tail)
+            if hit is not None and head.isascii() and not _SPECIAL_IN(head):
+                attr, eq, value = head.partition("=")
+                if eq:
+                    leaf = ((_check_type(attr, text), value.strip()),)
+                    return cls((leaf, *hit[0]), (_rdn_key(leaf), *hit[1]))
+        rdns, key = _shared(_parse(text))
+        if comma and len(rdns) > 1 and not _SPECIAL_IN(s):
+            if len(_TAILS) >= _RDN_CACHE_MAX:
+                _TAILS.clear()
+            _TAILS[tail] = (rdns[1:], key[1:])
+        return cls(rdns, key)
 
     @classmethod
     def from_rdns(cls, rdns: Iterable[RDN]) -> DN:
@@ -228,7 +253,11 @@ class DN:
         return isinstance(other, DN) and self.key == other.key
 
     def __hash__(self) -> int:
-        return hash(self.key)
+        h = self.hashed
+        if not h:
+            h = hash(self.key)
+            object.__setattr__(self, "hashed", h)
+        return h
 
     def __lt__(self, other: DN) -> bool:
         return self.sort_key < other.sort_key

@@ -40,6 +40,18 @@ def _shape(keys: tuple[str, ...], names: tuple[str, ...]) -> Shape:
     return shape
 
 
+# Attribute name as a source writes it -> (key, name clients see): the
+# matcher's two fields, one dict lookup per `attr: value` line of a load.
+_NAMES: dict[str, tuple[str, str]] = {}
+
+
+def _names(attr: str) -> tuple[str, str]:
+    m = matcher(attr)
+    if len(_NAMES) < 100_000:
+        _NAMES[attr] = (m.key, m.name)
+    return m.key, m.name
+
+
 class Entry:
     """One entry: a DN and, per attribute, the name clients see and the values.
 
@@ -68,18 +80,27 @@ class Entry:
     def from_pairs(cls, dn: DN, pairs: Iterable[tuple[str, str]]) -> Entry:
         """Group `attr: value` lines; exact duplicate values are dropped."""
         attrs: dict[str, tuple[str, list[str]]] = {}
+        names = _NAMES
         for attr, value in pairs:
             if len(value) < 40:
                 # Short values repeat across a tree (object classes, VO
                 # rules, states, small numbers): keep one copy of each.
                 value = intern(value)
-            m = matcher(attr)
-            slot = attrs.get(m.key)
+            kn = names.get(attr) or _names(attr)
+            slot = attrs.get(kn[0])
             if slot is None:
-                attrs[m.key] = (m.name, [value])
+                attrs[kn[0]] = (kn[1], [value])
             elif value not in slot[1]:
                 slot[1].append(value)
-        return cls(dn, {k: (n, tuple(v)) for k, (n, v) in attrs.items()})
+        # As __init__, without building the intermediate mapping.
+        entry = object.__new__(cls)
+        setter = object.__setattr__
+        keys = tuple(attrs)
+        slots = attrs.values()
+        setter(entry, "dn", dn)
+        setter(entry, "shape", _shape(keys, tuple([n for n, _v in slots])))
+        setter(entry, "vals", tuple([tuple(v) for _n, v in slots]))
+        return entry
 
     @property
     def attrs(self) -> dict[str, tuple[str, Values]]:

@@ -193,7 +193,7 @@ def compile_filter(f: Filter, view: View) -> Compiled:
 
         return Compiled(and_, and_cands)
     if isinstance(f, Or):
-        parts = [compile_filter(x, view) for x in f.items]
+        parts = _or_parts(f.items, view)
         preds = [p.match for p in parts]
 
         def or_(i: int) -> Tri:
@@ -300,6 +300,60 @@ def compile_filter(f: Filter, view: View) -> Compiled:
     if isinstance(f, Extensible):
         return _extensible(f, view)
     raise TypeError(f"not a filter: {f!r}")
+
+
+def _or_parts(items: tuple[Filter, ...], view: View) -> list[Compiled]:
+    """The branches of an OR, equalities on one attribute folded into one set test.
+
+    DIRAC and the brokers send ORs of hundreds of IDs (Q8, Q9): one set
+    lookup per value of an entry instead of a comparison per branch.
+    """
+    groups: dict[str, list[str]] = {}
+    rest: list[Filter] = []
+    for x in items:
+        if isinstance(x, Equality):
+            m = matcher(x.attr)
+            if m.equality is not None and m.key != "objectclass":
+                groups.setdefault(m.key, []).append(x.value)
+                continue
+        rest.append(x)
+    parts = [compile_filter(x, view) for x in rest]
+    for key, values in groups.items():
+        m = matcher(key)
+        if len(values) < 4:
+            parts += [_equality(m, m.equality, v, view, dn_attrs=False) for v in values]
+        else:
+            parts.append(_equality_set(m, values, view))
+    return parts
+
+
+def _equality_set(m: Matcher, values: list[str], view: View) -> Compiled:
+    """`(|(a=v1)(a=v2)...)` as one set membership test (same semantics as
+    the OR of `_equality` branches: values that do not normalise never match)."""
+    norm = m.equality
+    normed = [(v, norm(v)) for v in values]
+    targets = {t for _v, t in normed if t is not None}
+    raw = frozenset(v for v, t in normed if t is not None)
+    key, vals_of = m.key, view.values
+
+    def eq_any(i: int) -> Tri:
+        for v in vals_of(i, key):
+            if v in raw or norm(v) in targets:
+                return True
+        return False
+
+    if view.is_indexed(key):
+
+        def cands(lo: int, hi: int) -> list[int] | None:
+            lists = []
+            for t in targets:
+                hit = view.lookup(key, t)
+                if hit:
+                    lists.append(_within(hit, lo, hi))
+            return _union(lists)
+
+        return Compiled(eq_any, cands)
+    return Compiled(eq_any, _none)
 
 
 def _equality(m: Matcher, norm: Callable[[str], Any] | None, value: str, view: View, dn_attrs: bool) -> Compiled:

@@ -198,52 +198,121 @@ def iter_ldif(data: bytes | str, source: str, problems: list[Problem]) -> Iterat
     caller turn each into an entry and drop it, instead of holding two
     copies of a 100 MB tree at once.
     """
-    if isinstance(data, str):
-        try:
-            data = data.encode("utf-8", "surrogateescape")
-        except UnicodeEncodeError:  # lone surrogates: their records are skipped below
-            data = data.encode("utf-8", "surrogatepass")
-    elif _looks_binary(data):
-        problems.append(Problem(source, "binary data, not LDIF: file ignored", 1))
-        return
-    if b"\r" in data:
-        data = data.replace(b"\r\n", b"\n")
-    # Records are cut and decoded one at a time: decoding 100 MB at once is
-    # one long C call that holds the GIL (a 0.5 s reactor stall, measured),
-    # and one non-Latin-1 character would make the whole text 2-4 bytes a
-    # character.
     first = True
-    pos, n, line = 0, len(data), 1
-    while pos < n:
-        end = data.find(b"\n\n", pos)
-        if end < 0:
-            end = n
-        raw = data[pos:end]
-        pos = end + 2
-        try:
-            block = raw.decode("utf-8")
-            check = False
-        except UnicodeDecodeError:
-            block = raw.decode("utf-8", errors="surrogateescape")
-            check = True  # find the records with bad bytes and skip only those
-        block_line = line
-        line += block.count("\n") + 2
-        lead = len(block) - len(block.lstrip("\n"))
-        if lead:
-            block = block[lead:]
-            block_line += lead
-        if not block:
-            continue
-        rec = None if check else _fast_record(block, block_line)
-        if rec is not None:
+    for raw, line in iter_blocks(data, source, problems):
+        records, _plain = block_records(raw, line, source, problems, first)
+        if records:
             first = False
-            yield rec
-        else:
-            out: list[Record] = []
-            _parse_lines(block.split("\n"), block_line, source, out, problems, check, first)
-            if out:
-                first = False
-            yield from out
+            yield from records
+
+
+# About this much text is cut into records by one C call (see `Blocks`).
+WINDOW = 1 << 20
+
+
+class Blocks:
+    """An LDIF text cut into records at empty lines.
+
+    `windows()` gives the raw records (bytes) a window of about a megabyte
+    at a time, each window cut by one `bytes.split`: no Python step per
+    record to find it, and no 100 MB call holding the GIL. A record's first
+    line is counted only when asked (`line`), in order: a refresh that finds
+    a record among the last cycle's needs no line number for it.
+
+    Decoding waits for the record too: decoding 100 MB at once is one long
+    C call that holds the GIL (a 0.5 s reactor stall, measured), and one
+    non-Latin-1 character would make the whole text 2-4 bytes a character.
+    """
+
+    __slots__ = ("_counted", "_line", "data")
+
+    def __init__(self, data: bytes | str, source: str, problems: list[Problem]) -> None:
+        if isinstance(data, str):
+            try:
+                data = data.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:  # lone surrogates: their records are skipped later
+                data = data.encode("utf-8", "surrogatepass")
+        elif _looks_binary(data):
+            problems.append(Problem(source, "binary data, not LDIF: file ignored", 1))
+            data = b""
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n")
+        self.data = data
+        self._counted = 0
+        self._line = 1
+
+    def windows(self) -> Iterator[tuple[int, list[bytes]]]:
+        """(offset of the first record, records) per window. Records are
+        what cutting the whole text at each `\n\n`, left to right, gives
+        (empty ones and leading newlines included): a window ends where a
+        run of newlines starts, which is always such a cut."""
+        data = self.data
+        n = len(data)
+        pos = 0
+        while pos < n:
+            cut = data.find(b"\n\n", pos + WINDOW) if pos + WINDOW < n else -1
+            if cut < 0:
+                yield pos, data[pos:].split(b"\n\n")
+                return
+            while cut > pos and data[cut - 1] == 10:
+                cut -= 1
+            yield pos, data[pos:cut].split(b"\n\n")
+            pos = cut + 2
+
+    def line(self, offset: int) -> int:
+        """The line number at `offset` (offsets asked in increasing order)."""
+        self._line += self.data.count(b"\n", self._counted, offset)
+        self._counted = offset
+        return self._line
+
+
+def strip_block(raw: bytes, offset: int) -> tuple[bytes, int]:
+    """A raw record without the empty lines before it, and its new offset."""
+    if raw[:1] != b"\n":
+        return raw, offset
+    body = raw.lstrip(b"\n")
+    return body, offset + len(raw) - len(body)
+
+
+def iter_blocks(data: bytes | str, source: str, problems: list[Problem]) -> Iterator[tuple[bytes, int]]:
+    """The raw bytes of each record (cut at empty lines) and its first line."""
+    blocks = Blocks(data, source, problems)
+    for off, raws in blocks.windows():
+        for raw in raws:
+            start = off
+            off += len(raw) + 2
+            raw, start = strip_block(raw, start)
+            if raw:
+                yield raw, blocks.line(start)
+
+
+def block_records(raw: bytes, line: int, source: str, problems: list[Problem],
+                  first: bool = True) -> tuple[list[Record], bool]:
+    """The records of one block from `iter_blocks`, and whether it was
+    plain: one entry record, starting with its `dn:` line, read without a
+    problem, so that the same bytes always give the same record wherever
+    they stand in a file (a `version:` line, for one, depends on `first`)."""
+    try:
+        block = raw.decode("utf-8")
+        check = False
+    except UnicodeDecodeError:
+        block = raw.decode("utf-8", errors="surrogateescape")
+        check = True  # find the records with bad bytes and skip only those
+    rec = None if check else _fast_record(block, line)
+    if rec is not None:
+        return [rec], True
+    out: list[Record] = []
+    known = len(problems)
+    _parse_lines(block.split("\n"), line, source, out, problems, check, first)
+    plain = (len(out) == 1 and isinstance(out[0], EntryRecord) and len(problems) == known
+             and block[:3].lower() == "dn:")
+    return out, plain
+
+
+# A plain `name: value` line: a valid attribute name (as `_ATTR`), one space,
+# a value that does not start with another space. All lines of a record
+# are matched by one C call; any other line sends the record to the loop.
+_PLAIN_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9.;-]*): (?! )(.*)$", re.MULTILINE)
 
 
 def _fast_record(block: str, lineno: int) -> EntryRecord | None:
@@ -252,8 +321,8 @@ def _fast_record(block: str, lineno: int) -> EntryRecord | None:
         return None
     if "\n " in block:
         block = block.replace("\n ", "")  # unfold (RFC 2849 note 2)
-    lines = block.split("\n")
-    first = lines[0]
+    nl = block.find("\n")
+    first = block if nl < 0 else block[:nl]
     if first[:3].lower() != "dn:" or first[3:4] == "<":
         return None
     if first[3:4] == ":":
@@ -263,9 +332,25 @@ def _fast_record(block: str, lineno: int) -> EntryRecord | None:
             return None
     else:
         dn = first[3:].lstrip(" ")
+    if nl < 0:
+        pairs: list[tuple[str, str]] | None = []
+    else:
+        body = block[nl + 1:]
+        pairs = _PLAIN_LINE.findall(body)
+        if len(pairs) != body.count("\n") + 1:
+            pairs = _fast_lines(body.split("\n"))
+            if pairs is None:
+                return None
+    if pairs and pairs[0][0].lower() == "changetype":
+        return None
+    return EntryRecord(dn, tuple(pairs), lineno)
+
+
+def _fast_lines(lines: list[str]) -> list[tuple[str, str]] | None:
+    """Lines with base64 values or odd spacing; None: let the careful parser decide."""
     pairs = []
     good = _GOOD_NAMES
-    for ln in lines[1:]:
+    for ln in lines:
         attr, sep, value = ln.partition(":")
         if not sep or attr not in good:
             return None
@@ -279,9 +364,7 @@ def _fast_record(block: str, lineno: int) -> EntryRecord | None:
         elif value[:1] == "<":
             return None
         pairs.append((attr, value))
-    if pairs and pairs[0][0].lower() == "changetype":
-        return None
-    return EntryRecord(dn, tuple(pairs), lineno)
+    return pairs
 
 
 def _parse_lines(lines: list[str], first_line: int, source: str, records: list[Record],

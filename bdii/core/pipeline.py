@@ -14,15 +14,23 @@ LDIF files, then providers, then remote LDAP sources, each by name; plugins
 last); for each attribute the first
 source that publishes it wins and later sources only add attributes the
 entry does not have yet. Each duplicate is reported at debug level.
+
+A refresh reuses the last cycle's work, with the same result as a build
+from scratch (tests/test_incremental.py): a record that comes back byte for
+byte is not parsed again but takes its entry from `State.memos`, so that
+old and new snapshots share most Entry objects, and the snapshot starts
+from the last one (`State.snapshot`, see `Snapshot.build`).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from itertools import chain
 
+from .ber import BerError, decode_entry, iter_ops
 from .changes import apply_record
 from .config import Config
 from .delay import PendingDeletes, step
@@ -30,10 +38,9 @@ from .dn import DN
 from .entry import Entry
 from .errors import DNError, Problem
 from .infosys import SourceStatus, UpdateStats, fcr_entries, infosys_entries
-from .ber import BerError, iter_entries
-from .ldif import ChangeRecord, EntryRecord, iter_ldif, parse_ldif
+from .ldif import Blocks, ChangeRecord, EntryRecord, Record, block_records, parse_ldif, strip_block
 from .policy import Blacklist, FcrInput, FcrStatus, apply_sources
-from .rewrite import Recursive, Rewriter
+from .rewrite import MDS_KEY, Recursive, Rewriter
 from .schema import Schema
 from .snapshot import Snapshot, Timestamps, gtime
 from .validation import ERROR, PROFILES, WARNING, Layouts, validate_entries
@@ -65,6 +72,30 @@ class SourceResult:
         return KINDS.index(self.kind), self.name
 
 
+# What a memo holds for a fetched record that gives no entry.
+EXCLUDED, RECURSIVE = "excluded", "recursive"
+
+
+@dataclass(frozen=True, slots=True)
+class Memo:
+    """One source's records of a cycle, by their exact bytes (an LDIF record,
+    a SearchResultEntry), and the entries made from them.
+
+    Most records of a grid come back byte for byte every cycle: the next
+    cycle takes their entries from here instead of parsing them again, and
+    the new snapshot shares those Entry objects with the old one. Only
+    records whose entry depends on nothing but their bytes and `context`
+    (the settings the source's entries depend on) are kept; any other
+    record is parsed as on a first load. Never mutated once built.
+    """
+
+    context: tuple
+    # record bytes -> (the same bytes, what they gave): a hit files the old
+    # pair under the old key, so the new copy of the bytes is dropped at
+    # once and the memo of a quiet source costs nothing new each cycle.
+    entries: Mapping[bytes, tuple[bytes, Entry | str]]
+
+
 @dataclass(frozen=True, slots=True)
 class State:
     """What one cycle hands to the next."""
@@ -78,6 +109,12 @@ class State:
     # The FCR blacklist in force per source ("file", "url"): a refused or
     # unreadable new one leaves it in force.
     fcr: Mapping[str, Blacklist] = field(default_factory=dict)
+    # Per source, its records of the last cycle that gave data (see Memo).
+    memos: Mapping[str, Memo] = field(default_factory=dict)
+    # The snapshot of that cycle, weakly: while it is served (until the
+    # next one replaces it) it is what the next snapshot starts from (see
+    # Snapshot.build); a state kept past it does not keep it alive.
+    snapshot: weakref.ref[Snapshot] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +194,21 @@ def mode_roots(config: Config) -> list[Entry]:
     return []
 
 
+def _has_orphans(merged: Mapping[DN, Entry], last: Mapping[DN, Entry]) -> bool:
+    """Whether an entry's parent is missing. The DNs of the last cycle (which
+    kept no orphan) answer the common case with one lookup per DN, without
+    making a key for each parent."""
+    if len(merged) == len(last) and all(dn in last for dn in merged):
+        return False
+    keys = {dn.key for dn in merged}
+    return any(dn.key[1:] not in keys for dn in merged if len(dn.key) > 1)
+
+
 def _merge_into(merged: dict[DN, Entry], entry: Entry) -> bool:
     """Merge a duplicate: existing attributes win. True if it was a duplicate."""
-    old = merged.get(entry.dn)
-    if old is None:
-        merged[entry.dn] = entry
+    n = len(merged)
+    old = merged.setdefault(entry.dn, entry)  # one lookup in the usual case
+    if len(merged) > n:
         return False
     old_attrs = old.attrs
     extra = {k: v for k, v in entry.attrs.items() if k not in old_attrs}
@@ -185,6 +232,7 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
     plugins: list[tuple[SourceResult, bytes]] = []
     validating = config.validate != "off"
     per_source: list[tuple[str, list[Entry]]] = []  # what each source gave, to validate
+    memos: dict[str, Memo] = {}
     for res in sorted(results, key=lambda r: r.order):
         data = res.data
         stale_since: float | None = None
@@ -208,12 +256,22 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
             if res.kind == "plugin":
                 plugins.append((res, data))
             elif res.kind == "ldap":
+                stale = stale_since is not None
+                context = _remote_context(config, stale)
+                old = _memo(previous, res.name, context)
+                memo: dict[bytes, tuple[bytes, Entry | str]] = {}
                 count, recursive = _gather_remote(res.name, data, merged, problems, debug, config,
-                                                  stale=stale_since is not None, keep=kept)
+                                                  stale=stale, keep=kept, old=old, memo=memo)
+                memos[res.name] = Memo(context, memo)
             else:
-                count = _gather(res.name, data, merged, problems, debug, keep=kept)
+                old = _memo(previous, res.name, LDIF_CONTEXT)
+                memo = {}
+                count = _gather(res.name, data, merged, problems, debug, keep=kept, old=old, memo=memo)
+                memos[res.name] = Memo(LDIF_CONTEXT, memo)
             if kept is not None:
                 per_source.append((res.name, kept))
+        elif res.name in previous.memos:
+            memos[res.name] = previous.memos[res.name]  # for when it comes back
         state = "ok" if res.data is not None else ("stale" if stale_since is not None else (res.state or "failed"))
         if recursive and state == "ok":
             state = "recursive"
@@ -242,7 +300,13 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
             p = apply_record(merged, record, res.name)
             if p is not None:
                 problems.append(p)
-    merged = {dn: _fix_mds(e) for dn, e in merged.items()}
+    for dn, e in merged.items():
+        # Only an entry named by mds-vo-name can be reduced: test the key
+        # first, a pass over 100k+ entries without a call each.
+        if dn.key and dn.key[0][0][0] == MDS_KEY:
+            fixed = _fix_mds(e)
+            if fixed is not e:
+                merged[dn] = fixed  # an existing key: the order stays
     for dn, root in ROOTS.items():
         merged.setdefault(dn, root)
     for root in mode_roots(config):
@@ -261,28 +325,34 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
         problems.extend(fcr_problems)
 
     failed_adds = 0
-    for dn in sorted(merged, key=len):
-        parent = dn.parent()
-        if parent and parent not in merged:
-            failed_adds += 1
-            problems.append(Problem("merge", "entry dropped: its parent entry does not exist", dn=str(dn)))
-            del merged[dn]
+    if _has_orphans(merged, previous.entries):
+        # Some entries have no parent: drop them and their subtrees, top down.
+        for dn in sorted(merged, key=len):
+            parent = dn.parent()
+            if parent and parent not in merged:
+                failed_adds += 1
+                problems.append(Problem("merge", "entry dropped: its parent entry does not exist", dn=str(dn)))
+                del merged[dn]
 
     new = modified = 0
     times: dict[DN, Timestamps] = {}
     stamp = gtime(now)
+    prev_entries, prev_times = previous.entries, previous.times
+    still = 0  # entries of the last cycle that are still there
     for dn, e in merged.items():
-        old = previous.entries.get(dn)
-        old_t = previous.times.get(dn)
+        old = prev_entries.get(dn)
+        if old is not None:
+            still += 1
+        old_t = prev_times.get(dn)
         if old is None or old_t is None:
             new += 1
             times[dn] = Timestamps(stamp, stamp)
-        elif not e.same_content(old):
+        elif old is not e and not e.same_content(old):  # the same object: an unchanged record
             modified += 1
             times[dn] = Timestamps(old_t.created, stamp)
         else:
             times[dn] = old_t
-    deleted = sum(1 for dn in previous.entries if dn not in merged)
+    deleted = len(prev_entries) - still
 
     t = dict(timings or {})
     stats = UpdateStats(
@@ -312,7 +382,8 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
         all_entries[e.dn] = e
         times[e.dn] = Timestamps(previous.times[e.dn].created if e.dn in previous.times else stamp, stamp)
     generation = previous.generation + 1
-    snapshot = Snapshot.build(all_entries, times, generation=generation, now=now)
+    served = previous.snapshot() if previous.snapshot is not None else None
+    snapshot = Snapshot.build(all_entries, times, generation=generation, now=now, previous=served)
     state = State(
         entries=merged,
         times=times,
@@ -321,6 +392,8 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
         last_good=last_good,
         generation=generation,
         fcr=fcr_in_force,
+        memos=memos,
+        snapshot=weakref.ref(snapshot),
     )
     return BuildResult(snapshot, state, stats, tuple(problems), tuple(debug), fcr_statuses)
 
@@ -423,40 +496,58 @@ def _validate_sources(sources: Sequence[tuple[str, list[Entry]]], merged: dict[D
     return totals[0], totals[1], totals[2]
 
 
+LDIF_CONTEXT = ("ldif",)
+
+
+def _remote_context(config: Config, stale: bool) -> tuple:
+    """What a fetched record's entry depends on besides its bytes."""
+    return ("ldap", config.mode, config.site_name, tuple(sorted(c.lower() for c in config.exclude_objectclasses)),
+            stale and config.mode == "site")
+
+
+def _memo(previous: State, name: str, context: tuple) -> Mapping[bytes, tuple[bytes, Entry | str]] | None:
+    """The source's records of the last cycle, if made under the same settings."""
+    memo = previous.memos.get(name)
+    return memo.entries if memo is not None and memo.context == context else None
+
+
 def _gather_remote(name: str, data: bytes, merged: dict[DN, Entry], problems: list[Problem],
                    debug: list[Problem], config: Config, stale: bool,
-                   keep: list[Entry] | None = None) -> tuple[int, int]:
+                   keep: list[Entry] | None = None, old: Mapping[bytes, tuple[bytes, Entry | str]] | None = None,
+                   memo: dict[bytes, tuple[bytes, Entry | str]] | None = None) -> tuple[int, int]:
     """A remote source's search results: rewritten for our level, own
-    entries dropped (recursion), excluded object classes left out."""
+    entries dropped (recursion), excluded object classes left out.
+
+    Each record found in `old` (the last cycle's, same settings) is taken
+    from there; each record that gives an entry, or is excluded or
+    recursive, goes to `memo` for the next cycle."""
     rewriter = Rewriter(config.mode, config.site_name) if config.mode in ("site", "top") else None
     excluded = {c.lower() for c in config.exclude_objectclasses}
     count = recursive = 0
+    old = old or {}
     try:
-        for dn_text, pairs in iter_entries(data):
-            try:
-                dn = DN.parse(dn_text)
-            except DNError as exc:
-                problems.append(Problem(name, f"entry skipped: {exc}"))
-                continue
-            if not _is_served(dn):
-                problems.append(Problem(name, "entry dropped: outside the served suffixes o=grid and o=glue",
-                                        dn=dn_text))
-                continue
-            entry = Entry.from_pairs(dn, pairs)
-            if excluded and any(v.lower() in excluded for v in entry.get("objectClass")):
-                continue
-            if rewriter is not None:
-                try:
-                    entry = rewriter.entry(entry)
-                except Recursive:
-                    recursive += 1
+        for start, end in iter_ops(data):
+            op = data[start:end]
+            pair = old.get(op)
+            if pair is None:
+                outcome = _remote_entry(name, op, problems, config, stale, rewriter, excluded)
+                if outcome is None:
                     continue
-            if stale and config.mode == "site":
-                entry = mark_unknown(entry, STALE_NOTE)
+                pair = (op, outcome)
+            else:
+                op, outcome = pair
+            if memo is not None:
+                memo[op] = pair
+            if outcome is RECURSIVE:
+                recursive += 1
+                continue
+            if outcome is EXCLUDED:
+                continue
+            assert isinstance(outcome, Entry)
             if keep is not None:
-                keep.append(entry)
-            if _merge_into(merged, entry):
-                debug.append(Problem(name, "duplicate DN merged (earlier values kept)", dn=dn_text))
+                keep.append(outcome)
+            if _merge_into(merged, outcome):
+                debug.append(Problem(name, "duplicate DN merged (earlier values kept)", dn=decode_entry(op)[0]))
             count += 1
     except BerError as exc:
         problems.append(Problem(name, f"malformed search results, rest of the source skipped: {exc}"))
@@ -466,32 +557,104 @@ def _gather_remote(name: str, data: bytes, merged: dict[DN, Entry], problems: li
     return count, recursive
 
 
-def _gather(name: str, data: bytes, merged: dict[DN, Entry], problems: list[Problem],
-            debug: list[Problem], keep: list[Entry] | None = None) -> int:
-    count = 0
-    for record in iter_ldif(data, name, problems):
-        if isinstance(record, ChangeRecord):
-            problems.append(Problem(name, "change records belong in plugins; record skipped",
-                                    record.line, record.dn))
-            continue
-        assert isinstance(record, EntryRecord)
+def _remote_entry(name: str, op: bytes, problems: list[Problem], config: Config, stale: bool,
+                  rewriter: Rewriter | None, excluded: set[str]) -> Entry | str | None:
+    """One fetched record: its entry, EXCLUDED or RECURSIVE; None when it is
+    dropped with a problem (and so not remembered). Raises BerError."""
+    dn_text, pairs = decode_entry(op)
+    try:
+        dn = DN.parse(dn_text)
+    except DNError as exc:
+        problems.append(Problem(name, f"entry skipped: {exc}"))
+        return None
+    if not _is_served(dn):
+        problems.append(Problem(name, "entry dropped: outside the served suffixes o=grid and o=glue",
+                                dn=dn_text))
+        return None
+    entry = Entry.from_pairs(dn, pairs)
+    if excluded and any(v.lower() in excluded for v in entry.get("objectClass")):
+        return EXCLUDED
+    if rewriter is not None:
         try:
-            dn = DN.parse(record.dn)
-        except DNError as exc:
-            problems.append(Problem(name, f"record skipped: {exc}", record.line))
-            continue
-        if not _is_served(dn):
-            why = "o=infosys is the BDII's own status" if dn.is_within(INFOSYS) else \
-                "outside the served suffixes o=grid and o=glue"
-            problems.append(Problem(name, f"entry dropped: {why}", record.line, record.dn))
-            continue
-        if not record.attrs:
-            problems.append(Problem(name, "entry without attributes skipped", record.line, record.dn))
-            continue
-        entry = Entry.from_pairs(dn, record.attrs)
-        if keep is not None:
-            keep.append(entry)
-        if _merge_into(merged, entry):
-            debug.append(Problem(name, "duplicate DN merged (earlier values kept)", record.line, record.dn))
-        count += 1
+            entry = rewriter.entry(entry)
+        except Recursive:
+            return RECURSIVE
+    if stale and config.mode == "site":
+        entry = mark_unknown(entry, STALE_NOTE)
+    return entry
+
+
+def _gather(name: str, data: bytes, merged: dict[DN, Entry], problems: list[Problem],
+            debug: list[Problem], keep: list[Entry] | None = None,
+            old: Mapping[bytes, tuple[bytes, Entry | str]] | None = None,
+            memo: dict[bytes, tuple[bytes, Entry | str]] | None = None) -> int:
+    """An LDIF source's entries into `merged`. A record found in `old` (the
+    last cycle's) is not parsed again; each plain record (see
+    `block_records`) that gives an entry goes to `memo` for the next cycle."""
+    count = 0
+    first = True
+    old_get = (old or {}).get
+    blocks = Blocks(data, name, problems)
+    for off, raws in blocks.windows():
+        for raw in raws:
+            start = off
+            off += len(raw) + 2
+            pair = old_get(raw)
+            if pair is not None:
+                raw, hit = pair
+                assert isinstance(hit, Entry)
+                first = False
+                if memo is not None:
+                    memo[raw] = pair
+                if keep is not None:
+                    keep.append(hit)
+                if _merge_into(merged, hit):
+                    # The DN as written and the line, found again (rare: debug only).
+                    body, at = strip_block(raw, start)
+                    line = blocks.line(at)
+                    dn_text = block_records(body, line, name, [])[0][0].dn
+                    debug.append(Problem(name, "duplicate DN merged (earlier values kept)", line, dn_text))
+                count += 1
+                continue
+            body, at = strip_block(raw, start)
+            if not body:
+                continue
+            records, plain = block_records(body, blocks.line(at), name, problems, first)
+            if not records:
+                continue
+            first = False
+            for record in records:
+                entry = _ldif_entry(name, record, problems)
+                if entry is None:
+                    continue
+                if plain and memo is not None:
+                    memo[raw] = (raw, entry)
+                if keep is not None:
+                    keep.append(entry)
+                if _merge_into(merged, entry):
+                    debug.append(Problem(name, "duplicate DN merged (earlier values kept)", record.line, record.dn))
+                count += 1
     return count
+
+
+def _ldif_entry(name: str, record: Record, problems: list[Problem]) -> Entry | None:
+    """The entry of one LDIF record, or None (dropped with a problem)."""
+    if isinstance(record, ChangeRecord):
+        problems.append(Problem(name, "change records belong in plugins; record skipped",
+                                record.line, record.dn))
+        return None
+    assert isinstance(record, EntryRecord)
+    try:
+        dn = DN.parse(record.dn)
+    except DNError as exc:
+        problems.append(Problem(name, f"record skipped: {exc}", record.line))
+        return None
+    if not _is_served(dn):
+        why = "o=infosys is the BDII's own status" if dn.is_within(INFOSYS) else \
+            "outside the served suffixes o=grid and o=glue"
+        problems.append(Problem(name, f"entry dropped: {why}", record.line, record.dn))
+        return None
+    if not record.attrs:
+        problems.append(Problem(name, "entry without attributes skipped", record.line, record.dn))
+        return None
+    return Entry.from_pairs(dn, record.attrs)

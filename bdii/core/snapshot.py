@@ -5,7 +5,8 @@ that any subtree is one contiguous run `[i, end[i])`; a subtree search is a
 range, a one-level search a child list, and an indexed filter an ordered
 list of entry numbers cut to that range with `bisect`. A refresh builds a
 whole new `Snapshot` and the server swaps one reference: a search never
-sees two generations.
+sees two generations. The new one shares what did not change with the one
+it replaces (entries, the DN tree, most of the index), read-only.
 """
 
 from __future__ import annotations
@@ -48,98 +49,229 @@ class Timestamps:
     modified: str
 
 
-class Snapshot:
-    """Entries by normalised DN with parent/child structure and indexes."""
+class _Tree:
+    """The DN structure of a snapshot, by entry number: position by DN key,
+    parent, children and subtree ends. Immutable once built, so that a
+    refresh whose DNs are those of the snapshot it replaces (the common
+    case: values change, the tree does not) shares it."""
 
-    __slots__ = ("entries", "generation", "built_at", "_pos", "_end", "_parent", "_children",
-                 "_index", "_created", "_modified", "_encoded", "_results", "_result_ids", "_suffixes")
+    __slots__ = ("children", "end", "parent", "pos")
 
-    def __init__(self, entries: Sequence[Entry], created: Sequence[str], modified: Sequence[str],
-                 generation: int, built_at: float) -> None:
-        """Use `Snapshot.build`; this takes entries already in `sort_key` order."""
-        self.entries = list(entries)  # a list only so that `release` can empty it in steps
-        self.generation = generation
-        self.built_at = built_at
-        self._created = list(created)
-        self._modified = list(modified)
-        self._pos: dict[tuple, int] = {e.dn.key: i for i, e in enumerate(self.entries)}
-        n = len(self.entries)
-        pos = self._pos
-        parent = [pos.get(e.dn.key[1:], -1) if len(e.dn.key) > 1 else -1 for e in self.entries]
+    def __init__(self, pos: dict[tuple, int], parent: list[int]) -> None:
+        self.pos = pos
+        self.parent = parent
         children: dict[int, list[int]] = {}
         for i, p in enumerate(parent):
             if p >= 0:
                 children.setdefault(p, []).append(i)
         # Subtree ends, leaf-up: in suffix-first DN order a subtree is one
         # contiguous run, ending where its last descendant's run ends.
+        n = len(parent)
         end = list(range(1, n + 1))
         for i in range(n - 1, -1, -1):
             p = parent[i]
             if p >= 0 and end[i] > end[p]:
                 end[p] = end[i]
-        self._end = end
-        self._parent = parent
-        self._children = children
-        index: dict[str, dict[Any, list[int]]] = {}
-        plan: dict[str, Any] = {}  # attribute key -> its EQUALITY function, or None
-        for i, e in enumerate(self.entries):
-            for key, values in e.keyed_values():
-                norm = plan.get(key, False)
-                if norm is False:
-                    norm = plan[key] = matcher(key).equality if is_indexed(key) else None
-                if norm is None:
+        self.children = children
+        self.end = end
+
+    @classmethod
+    def of(cls, entries: Sequence[Entry]) -> _Tree:
+        """The tree of entries already in `sort_key` order."""
+        pos = {e.dn.key: i for i, e in enumerate(entries)}
+        return cls(pos, [pos.get(e.dn.key[1:], -1) if len(e.dn.key) > 1 else -1 for e in entries])
+
+
+# Per attribute layout (entry.Shape), the attributes the index takes: (their
+# position in the entry's values, key, EQUALITY preparation). A few hundred
+# layouts serve 100k+ entries, so the schema is asked once per layout.
+_PLANS: dict[Any, tuple[tuple[int, str, Any], ...]] = {}
+
+
+def _plan(shape: Any) -> tuple[tuple[int, str, Any], ...]:
+    plan = _PLANS.get(shape)
+    if plan is None:
+        if len(_PLANS) > 100_000:
+            _PLANS.clear()
+        out = []
+        for j, key in enumerate(shape.keys):
+            if is_indexed(key):
+                norm = matcher(key).equality
+                if norm is not None:
+                    out.append((j, key, norm))
+        plan = _PLANS[shape] = tuple(out)
+    return plan
+
+
+def _build_index(entries: Sequence[Entry]) -> dict[str, dict[Any, list[int]]]:
+    """Equality index: key -> prepared value -> sorted entry numbers."""
+    index: dict[str, dict[Any, list[int]]] = {}
+    slots: dict[Any, tuple[tuple[int, dict[Any, list[int]], Any], ...]] = {}  # per layout
+    for i, e in enumerate(entries):
+        plan = slots.get(e.shape)
+        if plan is None:
+            plan = slots[e.shape] = tuple((j, index.setdefault(key, {}), norm)
+                                          for j, key, norm in _plan(e.shape))
+        vals = e.vals
+        for j, slot, norm in plan:
+            for v in vals[j]:
+                nv = norm(v)
+                if nv is None:
                     continue
-                slot = index.get(key)
-                if slot is None:
-                    slot = index[key] = {}
-                for v in values:
-                    nv = norm(v)
-                    if nv is None:
-                        continue
-                    lst = slot.get(nv)
-                    if lst is None:
-                        slot[nv] = [i]
-                    elif lst[-1] != i:
-                        lst.append(i)
-        self._index = index
+                lst = slot.get(nv)
+                if lst is None:
+                    slot[nv] = [i]
+                elif lst[-1] != i:
+                    lst.append(i)
+    return index
+
+
+def _postings(e: Entry) -> set[tuple[str, Any]]:
+    """What one entry puts in the index: (key, prepared value) pairs."""
+    vals = e.vals
+    return {(key, nv) for j, key, norm in _plan(e.shape) for v in vals[j] if (nv := norm(v)) is not None}
+
+
+# Past this share of changed entries a refresh indexes from scratch.
+PATCH_LIMIT = 0.25
+
+
+def _patch_index(old: Snapshot, entries: Sequence[Entry]) -> dict[str, dict[Any, list[int]]] | None:
+    """The index of `entries` (same DNs at the same numbers as `old`), made
+    from `old`'s: only the values of entries that are not the very same
+    objects are looked at. Copy on write: the per-attribute tables and
+    posting lists that do not change are shared with `old` (which must then
+    not take them apart, see `release`). None when too much changed."""
+    olds = old.entries
+    changed = [i for i, e in enumerate(entries) if e is not olds[i]]
+    if len(changed) > PATCH_LIMIT * len(entries):
+        return None
+    edits: dict[str, dict[Any, tuple[set[int], set[int]]]] = {}
+    for i in changed:
+        before, after = _postings(olds[i]), _postings(entries[i])
+        if before == after:
+            continue  # the usual change: running jobs, free space... not indexed
+        for key, nv in before - after:
+            edits.setdefault(key, {}).setdefault(nv, (set(), set()))[0].add(i)
+        for key, nv in after - before:
+            edits.setdefault(key, {}).setdefault(nv, (set(), set()))[1].add(i)
+    index = dict(old._index)
+    for key, values in edits.items():
+        slot = index[key] = dict(index.get(key, {}))
+        for nv, (gone, added) in values.items():
+            ids = [i for i in slot.get(nv, ()) if i not in gone]
+            if added:
+                ids = sorted(set(ids).union(added))
+            if ids:
+                slot[nv] = ids
+            else:
+                slot.pop(nv, None)
+    return index
+
+
+class Snapshot:
+    """Entries by normalised DN with parent/child structure and indexes."""
+
+    __slots__ = (
+        "__weakref__",
+        "_children",
+        "_created",
+        "_encoded",
+        "_end",
+        "_index",
+        "_modified",
+        "_parent",
+        "_pos",
+        "_result_ids",
+        "_results",
+        "_shared",
+        "_suffixes",
+        "_tree",
+        "built_at",
+        "entries",
+        "generation",
+    )
+
+    def __init__(self, entries: Sequence[Entry], created: Sequence[str], modified: Sequence[str],
+                 generation: int, built_at: float, tree: _Tree | None = None,
+                 index: dict[str, dict[Any, list[int]]] | None = None) -> None:
+        """Use `Snapshot.build`; this takes entries already in `sort_key` order
+        (and their tree and index when the caller has them)."""
+        self.entries = list(entries)  # a list only so that `release` can empty it in steps
+        self.generation = generation
+        self.built_at = built_at
+        self._created = list(created)
+        self._modified = list(modified)
+        tree = tree if tree is not None else _Tree.of(self.entries)
+        self._tree = tree
+        self._pos = tree.pos
+        self._parent = tree.parent
+        self._children = tree.children
+        self._end = tree.end
+        self._index = index if index is not None else _build_index(self.entries)
         self._encoded: dict[int, bytes] = {}
         self._results: OrderedDict[Hashable, array[int]] = OrderedDict()
         self._result_ids = 0
         self._suffixes: list[DN] | None = None
+        self._shared: tuple[str, ...] = ()  # what the next snapshot took over: "tree", "index"
 
     @classmethod
     def build(cls, entries: Mapping[DN, Entry], times: Mapping[DN, Timestamps],
-              generation: int = 0, now: float | None = None) -> Snapshot:
+              generation: int = 0, now: float | None = None, previous: Snapshot | None = None) -> Snapshot:
         """Order the entries suffix-first, depth-first, and index them.
+
+        With `previous` (the snapshot this one replaces, still whole) and
+        the same DNs, its order and tree are kept and its index patched for
+        the entries that are not the same objects (indexed anew when more
+        than PATCH_LIMIT of them changed): a refresh that shares its
+        unchanged entries with the last cycle costs little more than a pass
+        over them. With other DNs, all from scratch.
 
         The order is built by sorting each entry's children separately,
         not by one global sort: many small sorts let the reactor thread
         take the GIL in between, where one sort of 100k keys would stall it.
         An entry whose parent is missing is placed as a root.
         """
+        now = time.time() if now is None else now
+        default = Timestamps(gtime(now), gtime(now))
+        if previous is not None and previous.entries and len(previous.entries) == len(entries):
+            try:
+                ordered = [entries[e.dn] for e in previous.entries]
+            except KeyError:
+                pass  # other DNs
+            else:
+                index = _patch_index(previous, ordered)
+                ts = [times.get(e.dn, default) for e in ordered]
+                snap = cls(ordered, [t.created for t in ts], [t.modified for t in ts], generation, now,
+                           tree=previous._tree, index=index)
+                previous._shared = ("tree", "index") if index is not None else ("tree",)
+                return snap
         keys = {dn.key for dn in entries}
         by_parent: dict[tuple, list[DN]] = {}
         roots: list[DN] = []
         for dn in entries:
-            if len(dn.key) > 1 and dn.key[1:] in keys:
-                by_parent.setdefault(dn.key[1:], []).append(dn)
+            pk = dn.key[1:]
+            if pk and pk in keys:
+                by_parent.setdefault(pk, []).append(dn)
             else:
                 roots.append(dn)
         roots.sort(key=lambda d: d.sort_key)
         order: list[DN] = []
-        stack = roots[::-1]
+        parent: list[int] = []
+        stack = [(dn, -1) for dn in reversed(roots)]
         while stack:
-            dn = stack.pop()
+            dn, up = stack.pop()
+            here = len(order)
             order.append(dn)
+            parent.append(up)
             kids = by_parent.get(dn.key)
             if kids:
                 kids.sort(key=_leaf_key)
-                stack.extend(reversed(kids))
-        now = time.time() if now is None else now
-        default = Timestamps(gtime(now), gtime(now))
+                stack.extend([(k, here) for k in reversed(kids)])
+        tree = _Tree({dn.key: i for i, dn in enumerate(order)}, parent)
         ts = [times.get(dn, default) for dn in order]
         return cls([entries[dn] for dn in order], [t.created for t in ts], [t.modified for t in ts],
-                   generation, now)
+                   generation, now, tree=tree)
 
     @classmethod
     def empty(cls) -> Snapshot:
@@ -254,8 +386,16 @@ class Snapshot:
         slices. Only for a snapshot no search uses any more.
         """
         self._results.clear()  # a few thousand small lists at most
-        for container in (self._encoded, self._index, self._pos, self._children, self.entries,
-                          self._parent, self._end, self._created, self._modified):
+        containers: tuple[Any, ...] = (self._encoded, self.entries, self._created, self._modified)
+        # What the next snapshot shares is left to it; what it replaced in
+        # a shared index goes with this object.
+        if "index" in self._shared:
+            self._index = {}
+        else:
+            containers += (self._index,)
+        if "tree" not in self._shared:
+            containers += (self._pos, self._children, self._parent, self._end)
+        for container in containers:
             yield from _drain(container)
 
     # Clients repeat the same searches all day and the answer to a search is

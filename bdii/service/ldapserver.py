@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import os
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from ldaptor.protocols import pureber, pureldap
 from ldaptor.protocols.ldap.ldapserver import BaseLDAPServer
-from twisted.internet import interfaces
+from twisted.internet import defer, interfaces
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -146,16 +148,111 @@ def _attribute(name: str, values: Iterable[str], types_only: bool = False) -> by
     return b"\x30" + _blen(len(body)) + body
 
 
+class _SelectionCache:
+    """Entries encoded for a named attribute list, for one snapshot's life.
+
+    Clients ask for the same few attribute lists all day (gfal2, FTS,
+    lcg-infosites each have theirs) with ever different filters, so the
+    same entries come back with the same attributes under many requests.
+    Bounded: once full, nothing more is kept until the next snapshot.
+    """
+
+    LIMIT = 32 * 1024 * 1024  # bytes of encoded entries per serving process
+
+    def __init__(self) -> None:
+        self.source: Any = None  # the entry list of the snapshot these belong to
+        self.by_selection: dict[Selection, dict[int, bytes]] = {}
+        self.size = 0
+
+    def table(self, snap: Snapshot, sel: Selection) -> dict[int, bytes] | None:
+        if snap.entries is not self.source:
+            self.source, self.by_selection, self.size = snap.entries, {}, 0
+        if self.size > self.LIMIT:
+            return None
+        t = self.by_selection.get(sel)
+        if t is None:
+            t = self.by_selection[sel] = {}
+        return t
+
+
+_BY_SELECTION = _SelectionCache()
+
+
+class PreEncoded:
+    """Every entry of one snapshot encoded in full, in one buffer.
+
+    Built by the main process before it forks the serving processes (see
+    bdii.service.workers), so that they share one copy: a worker reads
+    slices of the buffer and never touches the entry objects to answer a
+    dump, which would make the kernel copy their pages into each worker.
+    An entry that is the same object as in the previous snapshot (the
+    pipeline reuses unchanged entries) has its bytes copied, not re-encoded.
+    """
+
+    def __init__(self, source: Any, entries: tuple[Any, ...], blob: bytearray, offsets: array[int]) -> None:
+        self.source = source  # the snapshot's own entry list: whose bytes these are
+        self.entries = entries  # keeps them alive: object identity is the reuse key
+        self.view = memoryview(blob).toreadonly()
+        self.offsets = offsets
+
+    def get(self, i: int) -> memoryview:
+        o = self.offsets
+        return self.view[o[i]:o[i + 1]]
+
+
+_PRE: PreEncoded | None = None
+
+
+def pre_encode(snap: Snapshot) -> tuple[int, int]:
+    """Encode every entry of `snap` for the workers; (entries encoded, reused)."""
+    global _PRE
+    old = _PRE
+    old_at = {id(e): i for i, e in enumerate(old.entries)} if old is not None else {}
+    blob = bytearray()
+    offsets = array("Q", [0])
+    encoded = reused = 0
+    entries = tuple(snap.entries)
+    for e in entries:
+        j = old_at.get(id(e))
+        if j is not None and old is not None and old.entries[j] is e:
+            blob += old.get(j)
+            reused += 1
+        else:
+            blob += _encode_full(e)
+            encoded += 1
+        offsets.append(len(blob))
+    _PRE = PreEncoded(snap.entries, entries, blob, offsets)
+    return encoded, reused
+
+
+def _encode_full(entry: Any) -> bytes:
+    attrs = b"".join([_attribute(name, values) for name, values in entry.items()])
+    dn = str(entry.dn).encode("utf-8", "surrogateescape")
+    body = b"\x04" + _blen(len(dn)) + dn + b"\x30" + _blen(len(attrs)) + attrs
+    return b"\x64" + _blen(len(body)) + body
+
+
 def encode_entry(snap: Snapshot, i: int, sel: Selection) -> bytes:
     """The SearchResultEntry protocolOp of entry `i` with the attributes `sel` asks for.
 
-    Full entries are cached per snapshot; a few named attributes are looked
-    up by key instead of walking every attribute of the entry.
+    Full entries are cached per snapshot, named selections per snapshot and
+    selection; a few named attributes are looked up by key instead of
+    walking every attribute of the entry.
     """
+    table = None
     if sel.cacheable:
+        pre = _PRE
+        if pre is not None and pre.source is snap.entries:
+            return pre.get(i)  # type: ignore[return-value]  # a buffer: joined, never kept
         cached = snap.encoded(i)
         if cached is not None:
             return cached
+    else:
+        table = _BY_SELECTION.table(snap, sel)
+        if table is not None:
+            cached = table.get(i)
+            if cached is not None:
+                return cached
     entry = snap.entries[i]
     parts: list[bytes] = []
     if sel.all_user:
@@ -177,6 +274,9 @@ def encode_entry(snap: Snapshot, i: int, sel: Selection) -> bytes:
     op = b"\x64" + _blen(len(body)) + body
     if sel.cacheable:
         snap.remember_encoded(i, op)
+    elif table is not None:
+        table[i] = op
+        _BY_SELECTION.size += len(op) + 100
     return op
 
 
@@ -213,10 +313,12 @@ class SnapshotHolder:
         self.current = snapshot or Snapshot.empty()
         self.listeners: list[Callable[[Snapshot], None]] = []
 
-    def swap(self, snapshot: Snapshot) -> None:
+    def swap(self, snapshot: Snapshot) -> defer.Deferred:
+        """Fires when every listener (the worker pool: a new serving
+        generation) has taken the snapshot in."""
         self.current = snapshot
-        for listener in self.listeners:  # e.g. the worker pool: a new serving generation
-            listener(snapshot)
+        return defer.gatherResults([defer.maybeDeferred(listener, snapshot) for listener in self.listeners],
+                                   consumeErrors=True)
 
 
 class _Search:
@@ -390,7 +492,29 @@ class LDAPProtocol(BaseLDAPServer):
 
     def _send(self, data: bytes) -> None:
         if self.connected:
-            self.transport.write(data)
+            self._write([data])
+
+    def _write(self, chunks: list[bytes]) -> None:
+        """Send now when nothing is queued before us, else queue in the transport.
+
+        Twisted always queues, then asks epoll to say when the socket is
+        writable and sends on the next loop turn: two epoll_ctl calls and a
+        turn per answer, a tenth of the cost of a small search. An idle
+        socket can nearly always take a small answer at once; what it does
+        not take is queued as before (and Twisted reports any error).
+        """
+        t = self.transport
+        sock = getattr(t, "socket", None)
+        if sock is None or t.dataBuffer or getattr(t, "_tempDataLen", 1) or t.disconnecting:
+            t.writeSequence(chunks)
+            return
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        try:
+            sent = sock.send(data)
+        except OSError:  # EAGAIN, or an error Twisted will find and report on its own write
+            sent = 0
+        if sent < len(data):
+            t.write(data[sent:])
 
     def _result(self, msgid: int, req: object, code: int, matched: str = "", message: str = "") -> None:
         kind = _RESPONSE_OF.get(type(req))
@@ -525,12 +649,14 @@ class LDAPProtocol(BaseLDAPServer):
         abandoned) hands its entries to `remember`.
         """
         found: list[int] = []
+        mid = ber.integer(msgid)  # once, not per entry
         try:
             for i in ids:
                 if limit and len(found) >= limit:
                     yield self._done(msgid, SIZE_LIMIT)
                     return
-                yield ber.message(msgid, encode_entry(snap, i, sel))
+                op = encode_entry(snap, i, sel)
+                yield b"\x30" + _blen(len(mid) + len(op)) + mid + op
                 found.append(i)
                 if deadline is not None and self.clock() > deadline:
                     raise SearchLimit()
@@ -581,7 +707,7 @@ class LDAPProtocol(BaseLDAPServer):
                     continue
                 break
             if chunks and self.connected:
-                self.transport.writeSequence(chunks)
+                self._write(chunks)
         finally:
             self.running = False
         if self.queue_ and not self.paused and self.connected:

@@ -21,10 +21,10 @@ from twisted.logger import Logger
 
 from bdii.core.config import Config
 from bdii.core.pipeline import BuildResult, State, build
-from bdii.service.ldapserver import SnapshotHolder
 from bdii.core.urls import RemoteSource, parse_urls
 from bdii.service.cache import SourceCache
 from bdii.service.fcr import FcrSources
+from bdii.service.ldapserver import SnapshotHolder
 from bdii.service.remote import fetch_all
 from bdii.service.selfprovider import SelfProvider
 from bdii.service.sitelist import SiteList, read_manual
@@ -155,10 +155,14 @@ class Updater(Service):
         result: BuildResult = yield self.run(build_quietly, results, self.state, cfg, self.wall(), timings, fcr)
         self.last_build_time = time.monotonic() - b0
         old = [self.holder.current, self.state]
-        self.holder.swap(result.snapshot)
+        swapped = self.holder.swap(result.snapshot)
         self.state = result.state
         self.retire(old)
         del old
+        try:
+            yield swapped  # serving processes (if any) answer from the new snapshot from here on
+        except Exception:  # noqa: BLE001 - the snapshot is in; the old workers keep serving
+            log.failure("handing snapshot {g} to the serving processes failed", g=result.snapshot.generation)
         self.cycles += 1
         self.last_stats = result.stats
         self.history.append(result.stats)

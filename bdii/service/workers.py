@@ -30,17 +30,19 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import interfaces, tcp
+from twisted.internet import defer, interfaces, tcp, threads
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from bdii.core.snapshot import Snapshot
-from bdii.service.ldapserver import LDAPServerFactory, SnapshotHolder
+from bdii.service.ldapserver import LDAPServerFactory, SnapshotHolder, pre_encode
 from bdii.service.metrics import Histogram, Metrics
 
 log = Logger()
@@ -48,6 +50,7 @@ log = Logger()
 STATS_INTERVAL = 1.0  # seconds between a worker's counter reports
 RETIRE_GRACE = 300.0  # a retired worker still busy after this long exits anyway
 RESPAWN_DELAY = 1.0  # before replacing a worker that died
+RETIRE_ANSWER = 5.0  # the longest a swap waits for the old workers to stop accepting
 
 
 def listening_socket(address: str, port: int, ipv6: bool, backlog: int = 1024) -> socket.socket:
@@ -129,6 +132,8 @@ class _WorkerChannel(_Lines):
             os.close(self.unacked.popleft())
         elif word == "stats":
             self.pool.stats(self.worker, json.loads(rest))
+        elif word == "retired":
+            self.worker.stopped_accepting()
 
     def connectionLost(self, reason: object = None) -> None:
         while self.fds:
@@ -146,6 +151,12 @@ class Worker:
         self.generation = generation
         self.channel: _WorkerChannel | None = None
         self.retiring = False
+        self.stopped: defer.Deferred | None = None  # fires when it no longer accepts
+
+    def stopped_accepting(self) -> None:
+        d, self.stopped = self.stopped, None
+        if d is not None and not d.called:
+            d.callback(None)
 
 
 class WorkerPool:
@@ -167,7 +178,9 @@ class WorkerPool:
         self.generation = 0
         self.stopping = False
         self._latest: dict[int, dict] = {}
+
         self._done = Metrics()  # counters of workers that have exited
+        self._queue: defer.Deferred = defer.succeed(None)  # the last publish
         self._next = 0
 
     @property
@@ -177,23 +190,60 @@ class WorkerPool:
     def current(self) -> list[Worker]:
         return [w for w in self.workers.values() if not w.retiring]
 
-    def publish(self, snapshot: Snapshot) -> None:
-        """A new snapshot: a new generation of workers, the old one retires."""
+    def publish(self, snapshot: Snapshot) -> defer.Deferred:
+        """A new snapshot: encode it for the workers (in a thread), fork a new
+        generation, retire the old one. Fires once the old generation has
+        stopped accepting and handed its idle connections over: from then
+        on every request is answered from `snapshot`. (The updater calls
+        this one snapshot at a time.)"""
         if self.stopping:
-            return
+            return defer.succeed(None)
+        # One at a time, in order: a generation never replaces a newer one.
+        done = defer.Deferred()
+        previous, self._queue = self._queue, done
+        previous.addBoth(lambda _: self._publish(snapshot)).chainDeferred(done)
+        return done
+
+    def _publish(self, snapshot: Snapshot) -> defer.Deferred:
+        if self.stopping:
+            return defer.succeed(None)
+        t0 = time.monotonic()
+        d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), pre_encode, snapshot)
+
+        def prepared(result: Any) -> defer.Deferred:
+            if isinstance(result, Failure):
+                log.failure("encoding snapshot {g} for the workers failed; they encode as they go", result,
+                            g=snapshot.generation)
+            else:
+                log.info("snapshot {g} encoded for the workers in {secs:.2f}s ({new} entries encoded, "
+                         "{reused} unchanged)", g=snapshot.generation, secs=time.monotonic() - t0,
+                         new=result[0], reused=result[1])
+            return self._fork_generation(snapshot)
+
+        return d.addBoth(prepared)
+
+    def _fork_generation(self, snapshot: Snapshot) -> defer.Deferred:
+        if self.stopping:
+            return defer.succeed(None)
         self.snapshot = snapshot
         self.generation += 1
         old = self.current()
         gc.freeze()  # what the children inherit stays out of their collector's sight
         for _ in range(self.size):
             self._spawn()
-        for w in old:
-            self.retire(w)
+        waits = [self.retire(w) for w in old]
+        return defer.DeferredList(waits)
 
-    def retire(self, w: Worker) -> None:
+    def retire(self, w: Worker) -> defer.Deferred:
+        """Tell `w` to stop accepting; fires when it says it has (or is gone,
+        or after RETIRE_ANSWER seconds)."""
         w.retiring = True
-        if w.channel is not None and w.channel.transport is not None:
-            w.channel.transport.write(b"retire\n")
+        if w.channel is None or w.channel.transport is None or not w.channel.transport.connected:
+            return defer.succeed(None)
+        d = w.stopped = defer.Deferred()
+        d.addTimeout(RETIRE_ANSWER, self.reactor, onTimeoutCancel=lambda *_: None)
+        w.channel.transport.write(b"retire\n")
+        return d
 
     def pass_on(self, fd: int, family: int) -> None:
         """A connection handed over by a retiring worker goes to a current one."""
@@ -212,6 +262,7 @@ class WorkerPool:
 
     def gone(self, w: Worker) -> None:
         """A worker's channel closed: it exited (or is about to)."""
+        w.stopped_accepting()
         self.workers.pop(w.pid, None)
         last = self._latest.pop(w.pid, None)
         if last is not None:
@@ -372,6 +423,9 @@ class _Serving:
         self.retired = True
         self.port.stopListening()
         self.factory.retire()
+        t = self.channel.transport
+        if t is not None and t.connected:
+            t.write(b"retired\n")
         self.reactor.callLater(RETIRE_GRACE, self._exit)
         self._maybe_exit()
 
