@@ -712,9 +712,10 @@ def main() -> int:
         cold_mix = [op for q in names for op in reqs[q]["cold"][:WEIGHTS[q] * 40]]
         mrng.shuffle(cold_mix)
         warm_mix = [op for q in names for op in reqs[q]["warm"] * WEIGHTS[q]]
+        mix_secs = max(seconds, 4.0)  # a few dump-sized answers weigh a lot: longer points, steadier ratios
         for conns in CONNS:
-            run.point("MIX", "cold", conns, Rotating(cold_mix), extra=True)
-            run.point("MIX", "warm", conns, warm_mix, extra=True)
+            run.point("MIX", "cold", conns, Rotating(cold_mix), mix_secs, extra=True)
+            run.point("MIX", "warm", conns, warm_mix, mix_secs, extra=True)
         print("\n## full dumps (objectClass=*, all attributes)")
         print(HEADER)
         for q in DUMPS:

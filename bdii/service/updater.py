@@ -154,6 +154,19 @@ class Updater(Service):
         fcr = self.fcr.inputs() if self.fcr is not None else None
         result: BuildResult = yield self.run(build_quietly, results, self.state, cfg, self.wall(), timings, fcr)
         self.last_build_time = time.monotonic() - b0
+        # What the sources returned is in the snapshot now: drop the raw data
+        # before the swap (serving processes forked then would inherit it).
+        fresh = [(r.name, r.data) for r in remote_results if r.data is not None] if self.cache is not None else []
+        del results, ldif_results, provider_results, plugin_results, remote_results
+        del reads, providers, own, plugins, remote  # their Deferreds hold the same lists
+        if fresh:
+            # Before the swap, so that no serving process forked at the swap
+            # inherits the fetched data (a top level's is the size of its tree).
+            try:
+                yield self.run(self.cache.save, fresh)  # in a thread
+            except Exception:  # noqa: BLE001 - a full disk must not stop the refresh
+                log.failure("writing the source cache failed")
+            del fresh
         old = [self.holder.current, self.state]
         swapped = self.holder.swap(result.snapshot)
         self.state = result.state
@@ -179,12 +192,6 @@ class Updater(Service):
             pending=s.pending_deletes, secs=time.monotonic() - t0, build=self.last_build_time)
         if self.store is not None:
             self.store.save(result.state.pending)
-        if self.cache is not None and remote_results:
-            fresh = [(r.name, r.data) for r in remote_results if r.data is not None]
-            try:
-                yield self.run(self.cache.save, fresh)  # in a thread; the snapshot is already served
-            except Exception:  # noqa: BLE001 - a full disk must not stop the refresh
-                log.failure("writing the source cache failed")
         return result
 
     def remote_sources(self) -> list[RemoteSource]:
