@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -24,23 +24,23 @@ from test_service_signals import SERVICE, _config, _layout, _start, _stop_within
 
 
 def _children(pid: int) -> set[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return {int(x) for x in f.read().split()}
-    except OSError:
-        return set()
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return {int(x) for x in f.read().split()}
 
 
-def _until(what: str, check, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    """Poll `check` (a real process's state) until it is true; bounded."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+def _started(lines: list[str], generation: int) -> set[int]:
+    return {int(m.group(1)) for line in lines
+            if (m := re.search(rf"LDAP worker (\d+) started \(generation {generation},", line))}
+
+
+def _exited(proc: subprocess.Popen, pids: set[int]) -> list[str]:
+    """Read the log until every worker of `pids` has said it handed over and exited."""
+    seen: list[str] = []
+    left = set(pids)
+    while left:
+        seen += _wait_for_line(proc, "has handed its connections over and exited")
+        left -= {int(m.group(1)) for line in seen if (m := re.search(r"LDAP worker (\d+) \(generation", line))}
+    return seen
 
 
 def _ids(conn: ldap3.Connection) -> list[str]:
@@ -55,9 +55,12 @@ def test_workers_serve_hand_connections_over_and_are_replaced(tmp_path: Path) ->
     conf.write_text(_config(tmp_path, port, BDII_WORKERS="2", BDII_HTTP_PORT=str(http_port)))
     proc = _start(conf, stderr=subprocess.PIPE)
     conns: list[ldap3.Connection] = []
+    first: set[int] = set()
     try:
-        _wait_for_line(proc, "cycle 1:")
-        first = _until("two workers", lambda: len(_children(proc.pid)) == 2 and _children(proc.pid))
+        # "cycle N:" is logged once the new generation serves and the old one no longer accepts.
+        seen = _wait_for_line(proc, "cycle 1:")
+        first = _started(seen, 2)
+        assert len(first) == 2 and first <= _children(proc.pid)
         # Several long-lived connections, so that both workers hold some.
         conns += [ldap3.Connection(ldap3.Server(f"ldap://127.0.0.1:{port}"), auto_bind=True) for _ in range(6)]
         for c in conns:
@@ -65,24 +68,31 @@ def test_workers_serve_hand_connections_over_and_are_replaced(tmp_path: Path) ->
 
         (tmp_path / "ldif" / "10-second.ldif").write_text(SERVICE.format(name="second"))
         proc.send_signal(signal.SIGHUP)
-        _wait_for_line(proc, "cycle 2:")
-        # The old generation exits once it has handed every connection over.
-        def new_generation() -> set[int]:
-            kids = _children(proc.pid)
-            return kids if len(kids) == 2 and not kids & first else set()
-
-        second = _until("the old workers to exit", new_generation)
-        for c in conns:  # the same sockets, now answered by the new generation
+        seen = _wait_for_line(proc, "cycle 2:")
+        second = _started(seen, 3)
+        assert len(second) == 2
+        for c in conns:  # the same sockets, handed to the new generation between two requests
             assert _ids(c) == ["first", "second"]
+        _exited(proc, first)  # and the old generation is leaving
+        assert second <= _children(proc.pid)
         out = ldapsearch(f"ldap://127.0.0.1:{port}", "-b", "o=glue", "(objectClass=GLUE2Service)", "GLUE2ServiceID")
         assert sorted(a["GLUE2ServiceID"][0] for a in parse_ldapsearch(out.stdout).values()) == ["first", "second"]
+
+        # /metrics adds up the workers' counters (an exiting worker sends its last ones).
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        searches = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                       if line.startswith("bdii_ldap_requests_total{") and 'operation="search"' in line)
+        assert searches >= 6
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/status", timeout=10) as r:
+            assert json.load(r)["generation"] == 2
 
         # A worker that dies is replaced; its clients reconnect, the others never notice.
         victim = min(second)
         os.kill(victim, signal.SIGKILL)
-        seen = "".join(_wait_for_line(proc, "exited unexpectedly"))
-        assert str(victim) in seen
-        _until("a replacement", lambda: len(_children(proc.pid) - {victim}) == 2)
+        seen = _wait_for_line(proc, "exited unexpectedly")
+        assert str(victim) in seen[-1]
+        _wait_for_line(proc, "started (generation 3,")  # its replacement
         alive = 0
         for c in conns:
             try:
@@ -90,41 +100,31 @@ def test_workers_serve_hand_connections_over_and_are_replaced(tmp_path: Path) ->
             except ldap3.core.exceptions.LDAPException:
                 pass
         assert alive >= 1  # those on the surviving worker
-
-        # /metrics adds up the workers' counters (reported every second).
-        def searches() -> float:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as r:
-                text = r.read().decode()
-            return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                       if line.startswith("bdii_ldap_requests_total{") and 'operation="search"' in line)
-
-        assert _until("search counts in /metrics", lambda: searches() >= 12)
-        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/status", timeout=10) as r:
-            assert json.load(r)["generation"] == 2
     finally:
         for c in conns:
             try:
                 c.unbind()
             except ldap3.core.exceptions.LDAPException:
                 c.strategy.close()
-        workers = _children(proc.pid)
+        workers = (_children(proc.pid) | first) if proc.poll() is None else set()
         if proc.poll() is None:
             elapsed = _stop_within_a_second(proc)
             assert elapsed < 2.0
         proc.stderr.close()
-    assert not any(Path(f"/proc/{w}").exists() and "Z" not in Path(f"/proc/{w}/stat").read_text().split()[2]
-                   for w in workers)
+    # SIGTERM took the workers with it (reaped by the main process, so not even zombies).
+    assert not any(Path(f"/proc/{w}").exists() for w in workers)
 
 
 def test_pre_encoded_entries_are_the_bytes_encode_entry_gives() -> None:
     """What the main process encodes for the workers is byte for byte what the
     server would encode itself, and an unchanged entry of the next snapshot
     (the same object) is copied, not encoded again."""
+    from support import SKELETON, snapshot_from_ldif
+
     from bdii.core.dn import DN
     from bdii.core.entry import Entry
     from bdii.core.snapshot import Snapshot
     from bdii.service import ldapserver as L
-    from support import SKELETON, snapshot_from_ldif
 
     first = snapshot_from_ldif(SKELETON + SERVICE.format(name="a") + SERVICE.format(name="b"))
     full = L.Selection.parse([], False)

@@ -273,6 +273,9 @@ class WorkerPool:
         if not w.retiring and not self.stopping:
             log.error("LDAP worker {pid} exited unexpectedly; starting another", pid=w.pid)
             self.reactor.callLater(RESPAWN_DELAY, self._respawn, w.generation)
+        elif w.retiring:
+            log.info("LDAP worker {pid} (generation {g}) has handed its connections over and exited",
+                     pid=w.pid, g=w.generation)
 
     def _respawn(self, generation: int) -> None:
         if not self.stopping and generation == self.generation and len(self.current()) < self.size:
@@ -402,6 +405,7 @@ class _Serving:
         self.channel = _MainChannel(self)
         reactor.adoptStreamConnection(chan.fileno(), socket.AF_UNIX, Factory.forProtocol(lambda: self.channel))
         self.retired = False
+        self.exiting = False
         self._sent: dict | None = None
         reactor.callLater(STATS_INTERVAL, self._report)
 
@@ -415,7 +419,6 @@ class _Serving:
             return
         self.channel.unacked.append(fd)
         self.channel.send_fd(fd, family)
-        self._maybe_exit()
 
     def retire(self) -> None:
         if self.retired:
@@ -427,19 +430,31 @@ class _Serving:
         if t is not None and t.connected:
             t.write(b"retired\n")
         self.reactor.callLater(RETIRE_GRACE, self._exit)
-        self._maybe_exit()
+        self._check_done()
 
     def main_gone(self) -> None:
-        """The main process is gone: finish what is being answered, then exit."""
+        """The channel closed: we asked for it (exiting), or the main process
+        is gone: then finish what is being answered, and exit."""
+        if self.exiting:
+            self._exit()
+            return
         self.factory.hand_off = lambda fd, _family: os.close(fd)
         self.retire()
 
-    def _maybe_exit(self) -> None:
-        if self.retired and not self.factory.protocols and not self.channel.unacked:
-            self._report()
-            self.reactor.callLater(0, self._exit)
-        elif self.retired:
-            self.reactor.callLater(0.05, self._maybe_exit)
+    def _check_done(self) -> None:
+        if self.exiting:
+            return
+        if self.factory.protocols or self.channel.unacked:
+            self.reactor.callLater(0.05, self._check_done)
+            return
+        self.exiting = True
+        self._report()  # the last counters, then a close that flushes them
+        t = self.channel.transport
+        if t is not None and t.connected:
+            t.loseConnection()  # connectionLost (main_gone) stops the reactor
+            self.reactor.callLater(5.0, self._exit)
+        else:
+            self._exit()
 
     def _exit(self) -> None:
         if self.reactor.running:
