@@ -393,6 +393,8 @@ def _equality(m: Matcher, norm: Callable[[str], Any] | None, value: str, view: V
 def _with_subclasses(oid: Any) -> frozenset[Any]:
     """A class (as `object_class_key` normalises it) and every class derived from it."""
     schema = Schema.default()
+    if oid not in _known_classes(schema):
+        return frozenset((oid,))  # no class of the schema can derive from one it does not define
     out = {oid}
     grown = True
     while grown:
@@ -406,6 +408,11 @@ def _with_subclasses(oid: Any) -> frozenset[Any]:
                 out.add(oc.oid)
                 grown = True
     return frozenset(out)
+
+
+@functools.lru_cache(maxsize=4)
+def _known_classes(schema: Schema) -> frozenset[Any]:
+    return frozenset(oc.oid for oc in schema.object_classes)
 
 
 def _object_class_equality(targets: frozenset[Any], norm: Callable[[str], Any], view: View) -> Compiled:

@@ -25,6 +25,7 @@ from the last one (`State.snapshot`, see `Snapshot.build`).
 from __future__ import annotations
 
 import weakref
+from hashlib import blake2b
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -76,10 +77,18 @@ class SourceResult:
 EXCLUDED, RECURSIVE = "excluded", "recursive"
 
 
+def record_key(raw: bytes) -> bytes:
+    """A record's identity across cycles: a 128-bit BLAKE2b digest of its
+    exact bytes. Keeping the digest rather than the bytes saves the size of
+    the input (120 MB at top level); two different records giving the same
+    digest is a 2^-128 chance."""
+    return blake2b(raw, digest_size=16).digest()
+
+
 @dataclass(frozen=True, slots=True)
 class Memo:
-    """One source's records of a cycle, by their exact bytes (an LDIF record,
-    a SearchResultEntry), and the entries made from them.
+    """One source's records of a cycle, by the digest of their exact bytes
+    (an LDIF record, a SearchResultEntry), and the entries made from them.
 
     Most records of a grid come back byte for byte every cycle: the next
     cycle takes their entries from here instead of parsing them again, and
@@ -90,10 +99,8 @@ class Memo:
     """
 
     context: tuple
-    # record bytes -> (the same bytes, what they gave): a hit files the old
-    # pair under the old key, so the new copy of the bytes is dropped at
-    # once and the memo of a quiet source costs nothing new each cycle.
-    entries: Mapping[bytes, tuple[bytes, Entry | str]]
+    # record_key(record bytes) -> what they gave
+    entries: Mapping[bytes, Entry | str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +266,7 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
                 stale = stale_since is not None
                 context = _remote_context(config, stale)
                 old = _memo(previous, res.name, context)
-                memo: dict[bytes, tuple[bytes, Entry | str]] = {}
+                memo: dict[bytes, Entry | str] = {}
                 count, recursive = _gather_remote(res.name, data, merged, problems, debug, config,
                                                   stale=stale, keep=kept, old=old, memo=memo)
                 memos[res.name] = Memo(context, memo)
@@ -505,7 +512,7 @@ def _remote_context(config: Config, stale: bool) -> tuple:
             stale and config.mode == "site")
 
 
-def _memo(previous: State, name: str, context: tuple) -> Mapping[bytes, tuple[bytes, Entry | str]] | None:
+def _memo(previous: State, name: str, context: tuple) -> Mapping[bytes, Entry | str] | None:
     """The source's records of the last cycle, if made under the same settings."""
     memo = previous.memos.get(name)
     return memo.entries if memo is not None and memo.context == context else None
@@ -513,8 +520,8 @@ def _memo(previous: State, name: str, context: tuple) -> Mapping[bytes, tuple[by
 
 def _gather_remote(name: str, data: bytes, merged: dict[DN, Entry], problems: list[Problem],
                    debug: list[Problem], config: Config, stale: bool,
-                   keep: list[Entry] | None = None, old: Mapping[bytes, tuple[bytes, Entry | str]] | None = None,
-                   memo: dict[bytes, tuple[bytes, Entry | str]] | None = None) -> tuple[int, int]:
+                   keep: list[Entry] | None = None, old: Mapping[bytes, Entry | str] | None = None,
+                   memo: dict[bytes, Entry | str] | None = None) -> tuple[int, int]:
     """A remote source's search results: rewritten for our level, own
     entries dropped (recursion), excluded object classes left out.
 
@@ -528,16 +535,14 @@ def _gather_remote(name: str, data: bytes, merged: dict[DN, Entry], problems: li
     try:
         for start, end in iter_ops(data):
             op = data[start:end]
-            pair = old.get(op)
-            if pair is None:
+            key = record_key(op)
+            outcome = old.get(key)
+            if outcome is None:
                 outcome = _remote_entry(name, op, problems, config, stale, rewriter, excluded)
                 if outcome is None:
                     continue
-                pair = (op, outcome)
-            else:
-                op, outcome = pair
             if memo is not None:
-                memo[op] = pair
+                memo[key] = outcome
             if outcome is RECURSIVE:
                 recursive += 1
                 continue
@@ -586,8 +591,8 @@ def _remote_entry(name: str, op: bytes, problems: list[Problem], config: Config,
 
 def _gather(name: str, data: bytes, merged: dict[DN, Entry], problems: list[Problem],
             debug: list[Problem], keep: list[Entry] | None = None,
-            old: Mapping[bytes, tuple[bytes, Entry | str]] | None = None,
-            memo: dict[bytes, tuple[bytes, Entry | str]] | None = None) -> int:
+            old: Mapping[bytes, Entry | str] | None = None,
+            memo: dict[bytes, Entry | str] | None = None) -> int:
     """An LDIF source's entries into `merged`. A record found in `old` (the
     last cycle's) is not parsed again; each plain record (see
     `block_records`) that gives an entry goes to `memo` for the next cycle."""
@@ -599,13 +604,13 @@ def _gather(name: str, data: bytes, merged: dict[DN, Entry], problems: list[Prob
         for raw in raws:
             start = off
             off += len(raw) + 2
-            pair = old_get(raw)
-            if pair is not None:
-                raw, hit = pair
+            key = record_key(raw)
+            hit = old_get(key)
+            if hit is not None:
                 assert isinstance(hit, Entry)
                 first = False
                 if memo is not None:
-                    memo[raw] = pair
+                    memo[key] = hit
                 if keep is not None:
                     keep.append(hit)
                 if _merge_into(merged, hit):
@@ -628,7 +633,7 @@ def _gather(name: str, data: bytes, merged: dict[DN, Entry], problems: list[Prob
                 if entry is None:
                     continue
                 if plain and memo is not None:
-                    memo[raw] = (raw, entry)
+                    memo[key] = entry
                 if keep is not None:
                     keep.append(entry)
                 if _merge_into(merged, entry):

@@ -17,7 +17,7 @@ from bdii.service.ldapserver import LDAPServerFactory, SnapshotHolder
 from bdii.service.metrics import Metrics
 from bdii.service.store import StateStore
 from bdii.service.updater import Updater
-from bdii.service.workers import WorkerPool, listening_socket
+from bdii.service.workers import WorkerPool, in_background_thread, listening_socket
 
 # Settings used only when the service starts (listening sockets, the state
 # directory, the GOCDB and FCR fetchers): a reload keeps the running values.
@@ -85,6 +85,7 @@ class BdiiService(MultiService):
             # Opened before anything else starts, so a taken port stops the start.
             sock = listening_socket(self.config.bind_address, self.config.port, self.config.ipv6)
             self.pool = WorkerPool(self.reactor, sock, worker_count(self.config), self.metrics, self.keep_fds)
+            self.updater.run = in_background_thread(self.reactor)
             self.holder.listeners.append(self.pool.publish)
             self.pool.publish(self.holder.current)
         super().startService()

@@ -30,6 +30,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -51,6 +52,31 @@ STATS_INTERVAL = 1.0  # seconds between a worker's counter reports
 RETIRE_GRACE = 300.0  # a retired worker still busy after this long exits anyway
 RESPAWN_DELAY = 1.0  # before replacing a worker that died
 RETIRE_ANSWER = 5.0  # the longest a swap waits for the old workers to stop accepting
+
+
+BACKGROUND_NICE = 10  # the main process's refresh threads yield the CPU to the serving processes
+
+
+def in_background_thread(reactor: Any) -> Callable[..., defer.Deferred]:
+    """A runner (as the Updater takes) whose threads run at a lower CPU priority.
+
+    With serving processes on every core, a refresh (parse, merge, index,
+    encode) competes with them for the CPU; Linux sets a nice value per
+    thread, so the refresh threads yield to queries and the main process's
+    reactor thread keeps its own priority.
+    """
+
+    def niced(fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+        except OSError:
+            pass
+        return fn(*args)
+
+    def run(fn: Callable[..., Any], *args: Any) -> defer.Deferred:
+        return threads.deferToThreadPool(reactor, reactor.getThreadPool(), niced, fn, *args)
+
+    return run
 
 
 def listening_socket(address: str, port: int, ipv6: bool, backlog: int = 1024) -> socket.socket:
@@ -208,7 +234,7 @@ class WorkerPool:
         if self.stopping:
             return defer.succeed(None)
         t0 = time.monotonic()
-        d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), pre_encode, snapshot)
+        d = in_background_thread(self.reactor)(pre_encode, snapshot)
 
         def prepared(result: Any) -> defer.Deferred:
             if isinstance(result, Failure):
