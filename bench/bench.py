@@ -231,19 +231,25 @@ def _load_proc(port: int, ops: list[bytes], conns: int, seconds: float, q: mp.Qu
     q.put({"lat": lat, "bytes": sum(nbytes), "cpu": time.process_time() - t0})
 
 
-def run_load(port: int, ops: list[bytes], conns: int, seconds: float) -> dict:
-    procs_n = min(conns, max(1, (os.cpu_count() or 2)))
-    per = [conns // procs_n + (1 if i < conns % procs_n else 0) for i in range(procs_n)]
-    ctx = mp.get_context("spawn")
-    q: mp.Queue = ctx.Queue()
-    procs = [ctx.Process(target=_load_proc, args=(port, ops, n, seconds, q)) for n in per]
+def in_processes(ctx, target, argsets: list[tuple]) -> tuple[list, float]:  # noqa: ANN001
+    """`target(*args, queue)` in one process per args: what each put on the
+    queue, and the wall time from the first start to the last result."""
+    q = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*a, q)) for a in argsets]
     t0 = time.perf_counter()
     for p in procs:
         p.start()
     results = [q.get() for _ in procs]
     for p in procs:
         p.join()
-    wall = time.perf_counter() - t0 - 0.3  # process start-up, roughly
+    return results, time.perf_counter() - t0
+
+
+def run_load(port: int, ops: list[bytes], conns: int, seconds: float) -> dict:
+    procs_n = min(conns, max(1, (os.cpu_count() or 2)))
+    per = [conns // procs_n + (1 if i < conns % procs_n else 0) for i in range(procs_n)]
+    results, wall = in_processes(mp.get_context("spawn"), _load_proc, [(port, ops, n, seconds) for n in per])
+    wall -= 0.3  # process start-up, roughly
     lat = sorted(x for r in results for x in r["lat"])
     return {
         "qps": len(lat) / seconds,

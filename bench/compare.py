@@ -476,16 +476,8 @@ def _dump_proc(port: int, op: bytes, q) -> None:
 
 def parallel_dumps(port: int, op: bytes, k: int) -> tuple[float, int]:
     """k simultaneous dumps from k client processes: (wall seconds, total bytes)."""
-    ctx = mp.get_context("fork")
-    q = ctx.Queue()
-    procs = [ctx.Process(target=_dump_proc, args=(port, op, q)) for _ in range(k)]
-    t0 = time.perf_counter()
-    for p in procs:
-        p.start()
-    res = [q.get() for _ in procs]
-    for p in procs:
-        p.join()
-    return time.perf_counter() - t0, sum(r[1] for r in res)
+    res, wall = bench.in_processes(mp.get_context("fork"), _dump_proc, [(port, op)] * k)
+    return wall, sum(r[1] for r in res)
 
 
 # --- the run ---------------------------------------------------------------------
