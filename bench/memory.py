@@ -20,8 +20,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import bench  # noqa: E402
 import compare  # noqa: E402
+
+import bench  # noqa: E402
 
 
 def show(tag: str, pid: int) -> None:
@@ -29,10 +30,11 @@ def show(tag: str, pid: int) -> None:
     parts = []
     for p in pids:
         d = {}
-        for line in open(f"/proc/{p}/smaps_rollup"):
-            k, _, v = line.partition(":")
-            if k in ("Rss", "Pss", "Private_Dirty", "Shared_Dirty"):
-                d[k] = int(v.split()[0]) // 1024
+        with open(f"/proc/{p}/smaps_rollup") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("Rss", "Pss", "Private_Dirty", "Shared_Dirty"):
+                    d[k] = int(v.split()[0]) // 1024
         parts.append(f"{p}: {d}")
     print(f"{tag}: PSS of all {len(pids)} processes {compare.pss_kb(pids) // 1024} MB | " + " ".join(parts), flush=True)
 
