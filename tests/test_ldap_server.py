@@ -420,3 +420,54 @@ def test_repeated_search_is_answered_from_the_snapshot_result_cache(serve):  # t
     srv.holder.swap(fresh)
     _r, after = yield in_thread(ldap3_search, srv.url, "o=grid", flt, attributes=["GlueCEUniqueID"])
     assert after == [] and len(fresh._results) == 1
+
+
+def _connect_without_reading(port: int, payload: bytes) -> socket.socket:
+    """A client with a tiny receive window that sends a request and reads nothing yet."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    s.sendall(payload)
+    return s
+
+
+def _read_until_done(s: socket.socket, msgid: int) -> bytes:
+    # SearchResultDone(success) for a 1-byte message ID: 30 0c 02 01 ID 65 07 0a 01 00 04 00 04 00
+    done = bytes((0x30, 0x0C, 0x02, 0x01, msgid, 0x65, 0x07, 0x0A, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00))
+    s.settimeout(30)
+    data = b""
+    with s:
+        while not data.endswith(done):
+            chunk = s.recv(1 << 20)
+            assert chunk, "the server closed before the end of the search"
+            data += chunk
+    return data
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_client_that_does_not_read_holds_back_only_its_own_answer(serve):  # type: ignore[no-untyped-def]
+    """A 12 MB answer to a client that does not read fills the socket; the rest
+    waits in our buffer (answers are written straight to the socket while it
+    takes them), other clients are answered meanwhile, and the slow client then
+    gets every entry, framed whole, and the result."""
+    from ldaptor import ldapfilter
+    from ldaptor.protocols import pureldap
+
+    many = SKELETON + "".join(
+        f"\ndn: GLUE2ServiceID=s{i},GLUE2GroupID=resource,o=glue\nobjectClass: GLUE2Service\n"
+        f"GLUE2ServiceID: s{i}\nGLUE2ServiceDescription: {'x' * 500}\n" for i in range(20000))
+    srv = serve(snapshot_from_ldif(many))
+    port = srv.port.getHost().port
+    search = pureldap.LDAPSearchRequest(baseObject="o=glue", filter=ldapfilter.parseFilter("(objectClass=GLUE2Service)"))
+    slow = yield in_thread(_connect_without_reading, port, pureldap.LDAPMessage(search, id=7).toWire())
+    try:
+        _r, other = yield in_thread(ldap3_search, srv.url, "o=glue", "(GLUE2ServiceID=s19999)",
+                                    attributes=["GLUE2ServiceID"])
+    except BaseException:
+        slow.close()
+        raise
+    assert [a["GLUE2ServiceID"] for _dn, a in other] == [[b"s19999"]]
+    data = yield in_thread(_read_until_done, slow, 7)
+    frames = _frames(data)
+    assert len(data) > 10_000_000
+    assert frames.count((7, 0x64)) == 20000 and frames[-1] == (7, 0x65) and len(frames) == 20001
