@@ -436,7 +436,11 @@ class _Serving:
         reactor.callLater(STATS_INTERVAL, self._report)
 
     def adopt(self, fd: int, family: int) -> None:
-        self.reactor.adoptStreamConnection(fd, family, self.factory)
+        """A connection handed over by the last generation (the caller closes `fd`)."""
+        try:
+            self.reactor.adoptStreamConnection(fd, family, self.factory)
+        except OSError as exc:  # the client left meanwhile: nothing to serve
+            log.info("a handed-over connection was already closed: {err}", err=exc)
 
     def hand_off(self, fd: int, family: int) -> None:
         t = self.channel.transport
