@@ -208,6 +208,7 @@ class WorkerPool:
         self._done = Metrics()  # counters of workers that have exited
         self._queue: defer.Deferred = defer.succeed(None)  # the last publish
         self._next = 0
+        self._unreaped: set[int] = set()  # forked and not waited for yet
 
     @property
     def port(self) -> int:
@@ -308,11 +309,15 @@ class WorkerPool:
             self._spawn()
 
     def _reap(self, pid: int, tries: int) -> None:
+        if pid not in self._unreaped:
+            return
         try:
             done, status = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
+            self._unreaped.discard(pid)
             return
         if done:
+            self._unreaped.discard(pid)
             if os.waitstatus_to_exitcode(status) not in (0, -signal.SIGTERM):
                 log.warn("LDAP worker {pid} exit status {status}", pid=pid, status=os.waitstatus_to_exitcode(status))
         elif tries < 600:
@@ -343,6 +348,7 @@ class WorkerPool:
             finally:
                 os._exit(code)
         child_end.close()
+        self._unreaped.add(pid)
         w = Worker(pid, self.generation)
         self.workers[pid] = w
         w.channel = _WorkerChannel(self, w)
@@ -353,18 +359,21 @@ class WorkerPool:
                  s=self.snapshot.generation if self.snapshot is not None else None)
 
     def stop(self) -> None:
-        """Shut down: every worker is told to stop now (SIGTERM), then reaped."""
+        """Shut down: every worker not reaped yet (a retired one may still be
+        finishing) is told to stop now (SIGTERM), then reaped: none is left
+        behind, not even as a zombie."""
         self.stopping = True
-        for w in list(self.workers.values()):
+        for pid in self._unreaped:
             try:
-                os.kill(w.pid, signal.SIGTERM)
+                os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        for w in list(self.workers.values()):
+        for pid in list(self._unreaped):
             try:
-                os.waitpid(w.pid, 0)
+                os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
+            self._unreaped.discard(pid)
         self.sock.close()
 
 
