@@ -84,6 +84,9 @@ def test_workers_serve_hand_connections_over_and_are_replaced(tmp_path: Path) ->
         searches = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                        if line.startswith("bdii_ldap_requests_total{") and 'operation="search"' in line)
         assert searches >= 6
+        accepted = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                       if line.startswith("bdii_ldap_connections_total "))
+        assert accepted >= 6
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/status", timeout=10) as r:
             assert json.load(r)["generation"] == 2
 

@@ -450,6 +450,8 @@ class _Serving:
             self.reactor.adoptStreamConnection(fd, family, self.factory)
         except OSError as exc:  # the client left meanwhile: nothing to serve
             log.info("a handed-over connection was already closed: {err}", err=exc)
+        else:
+            self.metrics.connections_total -= 1  # accepted once, by the last generation
 
     def hand_off(self, fd: int, family: int) -> None:
         t = self.channel.transport
