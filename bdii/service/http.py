@@ -148,7 +148,7 @@ def entry_json(snap: Snapshot, i: int, sel: Selection) -> dict[str, Any]:
     for name, values in entry.items():
         if sel.all_user or name.lower() in sel.keys or matcher(name).key in sel.keys:
             attrs[name] = [] if sel.types_only else list(values)
-    if sel.all_operational or sel.keys:
+    if sel.operational:
         for key, (name, values) in snap.operational(i).items():
             if sel.all_operational or key in sel.keys:
                 attrs[name] = [] if sel.types_only else list(values)

@@ -32,7 +32,7 @@ from bdii.core.dn import DN
 from bdii.core.errors import DNError
 from bdii.core.ldapreq import RequestError, SearchRequest, decode_search
 from bdii.core.matching import matcher
-from bdii.core.snapshot import BASE, ONE, SUB, SearchLimit, Snapshot
+from bdii.core.snapshot import BASE, ONE, OPERATIONAL, SUB, SearchLimit, Snapshot
 from bdii.service.metrics import Metrics
 
 log = Logger()
@@ -123,6 +123,11 @@ class Selection:
     @property
     def cacheable(self) -> bool:
         return self.all_user and not self.keys - {"objectclass"} and not self.all_operational and not self.types_only
+
+    @property
+    def operational(self) -> bool:
+        """Whether any operational attribute is wanted (they are built per entry)."""
+        return self.all_operational or not self.keys.isdisjoint(OPERATIONAL)
 
 
 _LEN = [bytes((n,)) for n in range(128)]
@@ -264,7 +269,7 @@ def encode_entry(snap: Snapshot, i: int, sel: Selection) -> bytes:
                        if (j := shape.index.get(key)) is not None)
         for _order, j in found:
             parts.append(_attribute(shape.names[j], entry.vals[j], sel.types_only))
-    if sel.all_operational or sel.keys:
+    if sel.operational:
         for key, (name, values) in snap.operational(i).items():
             if sel.all_operational or key in sel.keys:
                 parts.append(_attribute(name, values, sel.types_only))
