@@ -54,6 +54,9 @@ from twisted.internet import defer
 from slapd_harness import Slapd
 from support import in_thread, ldapsearch, snapshot_from_ldif
 
+from bdii.core.packed import Packed
+from bdii.core.snapshot import Snapshot
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -807,9 +810,18 @@ def snapshot(loaded):  # type: ignore[no-untyped-def]
     return loaded[1]
 
 
-@pytest.fixture
-def ours(serve, snapshot):  # type: ignore[no-untyped-def]
-    return serve(snapshot)
+@pytest.fixture(scope="module")
+def packed_snapshot(snapshot):  # type: ignore[no-untyped-def]
+    """The same entries as the serving processes read them: packed
+    (bdii.core.packed), values decoded from the wire form on demand."""
+    copy = Snapshot.build({e.dn: e for e in snapshot.entries}, {}, now=0)
+    copy.packed = Packed.build(copy.entries)[0]
+    return copy
+
+
+@pytest.fixture(params=["objects", "packed"])
+def ours(request, serve, snapshot, packed_snapshot):  # type: ignore[no-untyped-def]
+    return serve(packed_snapshot if request.param == "packed" else snapshot)
 
 
 def test_same_entries_loaded(slapd, snapshot):  # type: ignore[no-untyped-def]

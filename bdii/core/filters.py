@@ -92,6 +92,8 @@ class View(Protocol):
 
     def values(self, i: int, key: str) -> Sequence[str]: ...
 
+    def has(self, i: int, key: str) -> bool: ...
+
     def dn_avas(self, i: int) -> Sequence[tuple[str, str]]: ...
 
     def lookup(self, key: str, norm: Any) -> Sequence[int] | None: ...
@@ -229,8 +231,8 @@ def compile_filter(f: Filter, view: View) -> Compiled:
         key = m.key
         if key == "objectclass":
             return Compiled(lambda i: True, _none)
-        values = view.values
-        return Compiled(lambda i: bool(values(i, key)), _none)
+        has = view.has
+        return Compiled(lambda i: has(i, key), _none)
     if isinstance(f, Equality):
         m = matcher(f.attr)
         return _equality(m, m.equality, f.value, view, dn_attrs=False)

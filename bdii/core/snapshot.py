@@ -22,6 +22,7 @@ from .dn import DN
 from .entry import Entry
 from .filters import Compiled, Filter, compile_filter
 from .matching import matcher
+from .packed import Packed
 
 BASE, ONE, SUB = 0, 1, 2  # RFC 4511 scope values
 
@@ -59,11 +60,17 @@ class _Tree:
 
     def __init__(self, pos: dict[tuple, int], parent: list[int]) -> None:
         self.pos = pos
-        self.parent = parent
-        children: dict[int, list[int]] = {}
+        # Numbers in arrays, not lists of int objects: a quarter of the
+        # memory, and a serving process that reads them writes no reference
+        # count, so their pages stay shared with the main process.
+        self.parent = array("i", parent)
+        children: dict[int, array[int]] = {}
         for i, p in enumerate(parent):
             if p >= 0:
-                children.setdefault(p, []).append(i)
+                kids = children.get(p)
+                if kids is None:
+                    kids = children[p] = array("I")
+                kids.append(i)
         # Subtree ends, leaf-up: in suffix-first DN order a subtree is one
         # contiguous run, ending where its last descendant's run ends.
         n = len(parent)
@@ -73,7 +80,7 @@ class _Tree:
             if p >= 0 and end[i] > end[p]:
                 end[p] = end[i]
         self.children = children
-        self.end = end
+        self.end = array("I", end)
 
     @classmethod
     def of(cls, entries: Sequence[Entry]) -> _Tree:
@@ -103,10 +110,11 @@ def _plan(shape: Any) -> tuple[tuple[int, str, Any], ...]:
     return plan
 
 
-def _build_index(entries: Sequence[Entry]) -> dict[str, dict[Any, list[int]]]:
-    """Equality index: key -> prepared value -> sorted entry numbers."""
-    index: dict[str, dict[Any, list[int]]] = {}
-    slots: dict[Any, tuple[tuple[int, dict[Any, list[int]], Any], ...]] = {}  # per layout
+def _build_index(entries: Sequence[Entry]) -> dict[str, dict[Any, array[int]]]:
+    """Equality index: key -> prepared value -> sorted entry numbers (an
+    array, as the tree's numbers are, see `_Tree`)."""
+    index: dict[str, dict[Any, array[int]]] = {}
+    slots: dict[Any, tuple[tuple[int, dict[Any, array[int]], Any], ...]] = {}  # per layout
     for i, e in enumerate(entries):
         plan = slots.get(e.shape)
         if plan is None:
@@ -120,7 +128,7 @@ def _build_index(entries: Sequence[Entry]) -> dict[str, dict[Any, list[int]]]:
                     continue
                 lst = slot.get(nv)
                 if lst is None:
-                    slot[nv] = [i]
+                    slot[nv] = array("I", (i,))
                 elif lst[-1] != i:
                     lst.append(i)
     return index
@@ -136,7 +144,7 @@ def _postings(e: Entry) -> set[tuple[str, Any]]:
 PATCH_LIMIT = 0.25
 
 
-def _patch_index(old: Snapshot, entries: Sequence[Entry]) -> dict[str, dict[Any, list[int]]] | None:
+def _patch_index(old: Snapshot, entries: Sequence[Entry]) -> dict[str, dict[Any, array[int]]] | None:
     """The index of `entries` (same DNs at the same numbers as `old`), made
     from `old`'s: only the values of entries that are not the very same
     objects are looked at. Copy on write: the per-attribute tables and
@@ -163,7 +171,7 @@ def _patch_index(old: Snapshot, entries: Sequence[Entry]) -> dict[str, dict[Any,
             if added:
                 ids = sorted(set(ids).union(added))
             if ids:
-                slot[nv] = ids
+                slot[nv] = array("I", ids)
             else:
                 slot.pop(nv, None)
     return index
@@ -190,11 +198,12 @@ class Snapshot:
         "built_at",
         "entries",
         "generation",
+        "packed",
     )
 
     def __init__(self, entries: Sequence[Entry], created: Sequence[str], modified: Sequence[str],
                  generation: int, built_at: float, tree: _Tree | None = None,
-                 index: dict[str, dict[Any, list[int]]] | None = None) -> None:
+                 index: dict[str, dict[Any, array[int]]] | None = None) -> None:
         """Use `Snapshot.build`; this takes entries already in `sort_key` order
         (and their tree and index when the caller has them)."""
         self.entries = list(entries)  # a list only so that `release` can empty it in steps
@@ -214,6 +223,10 @@ class Snapshot:
         self._result_ids = 0
         self._suffixes: list[DN] | None = None
         self._shared: tuple[str, ...] = ()  # what the next snapshot took over: "tree", "index"
+        # The entries in wire form, once the main process has packed them
+        # for the serving processes: from then on values, DNs and answers
+        # are read from it, so that a worker touches no entry object.
+        self.packed: Packed | None = None
 
     @classmethod
     def build(cls, entries: Mapping[DN, Entry], times: Mapping[DN, Timestamps],
@@ -279,14 +292,33 @@ class Snapshot:
 
     # --- the View the filter compiler uses -------------------------------
     def values(self, i: int, key: str) -> Sequence[str]:
-        vals = self.entries[i].values_of(key)
-        if vals is not None:
-            return vals
+        p = self.packed
+        if p is not None:
+            if key == "objectclass":
+                return p.classes[p.class_of[i]]
+            j = p.shapes[p.shape_of[i]].index.get(key)
+            if j is not None:
+                return p.values(i, j)
+        else:
+            vals = self.entries[i].values_of(key)
+            if vals is not None:
+                return vals
         if key in OPERATIONAL:
             return self.operational(i).get(key, ((), ()))[1]
         return ()
 
+    def has(self, i: int, key: str) -> bool:
+        p = self.packed
+        if p is not None:
+            if key in p.shapes[p.shape_of[i]].index:
+                return True
+        elif self.entries[i].values_of(key):
+            return True
+        return key in OPERATIONAL
+
     def dn_avas(self, i: int) -> Sequence[tuple[str, str]]:
+        # The DN object, even with the entries packed: parsing the text
+        # again for every entry in scope costs more than the pages it shares.
         return [ava for rdn in self.entries[i].dn.rdns for ava in rdn]
 
     def lookup(self, key: str, norm: Any) -> Sequence[int] | None:
@@ -320,8 +352,8 @@ class Snapshot:
     def subtree_range(self, i: int) -> tuple[int, int]:
         return i, self._end[i]
 
-    def children(self, i: int) -> list[int]:
-        return self._children.get(i, [])
+    def children(self, i: int) -> Sequence[int]:
+        return self._children.get(i, ())
 
     def has_children(self, i: int) -> bool:
         return self._end[i] > i + 1
@@ -329,16 +361,20 @@ class Snapshot:
     def suffixes(self) -> list[DN]:
         """The entries without a parent (naming contexts), found once."""
         if self._suffixes is None:
-            self._suffixes = [e.dn for i, e in enumerate(self.entries) if self._parent[i] < 0]
+            # By the parent list: walking the entry objects would touch every one.
+            self._suffixes = [self.entries[i].dn for i, p in enumerate(self._parent) if p < 0]
         return self._suffixes
 
     def operational(self, i: int) -> dict[str, tuple[str, tuple[str, ...]]]:
         return {
             "createtimestamp": ("createTimestamp", (self._created[i],)),
             "modifytimestamp": ("modifyTimestamp", (self._modified[i],)),
-            "entrydn": ("entryDN", (str(self.entries[i].dn),)),
+            "entrydn": ("entryDN", (self.dn_text(i),)),
             "hassubordinates": ("hasSubordinates", ("TRUE" if self.has_children(i) else "FALSE",)),
         }
+
+    def dn_text(self, i: int) -> str:
+        return self.packed.dn(i) if self.packed is not None else str(self.entries[i].dn)
 
     def created(self, i: int) -> str:
         return self._created[i]
@@ -386,6 +422,7 @@ class Snapshot:
         slices. Only for a snapshot no search uses any more.
         """
         self._results.clear()  # a few thousand small lists at most
+        self.packed = None  # a few large buffers: each one free() call
         containers: tuple[Any, ...] = (self._encoded, self.entries, self._created, self._modified)
         # What the next snapshot shares is left to it; what it replaced in
         # a shared index goes with this object.

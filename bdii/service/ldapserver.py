@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import os
 import time
-from array import array
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,12 +25,13 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from bdii.core import ber
+from bdii.core import ber, packed
 from bdii.core import filters as F
 from bdii.core.dn import DN
 from bdii.core.errors import DNError
 from bdii.core.ldapreq import RequestError, SearchRequest, decode_search
 from bdii.core.matching import matcher
+from bdii.core.packed import Packed
 from bdii.core.snapshot import BASE, ONE, OPERATIONAL, SUB, SearchLimit, Snapshot
 from bdii.service.metrics import Metrics
 
@@ -130,27 +130,8 @@ class Selection:
         return self.all_operational or not self.keys.isdisjoint(OPERATIONAL)
 
 
-_LEN = [bytes((n,)) for n in range(128)]
-_NAME_TLV: dict[str, bytes] = {}  # attribute name -> its encoded AttributeDescription
-
-
-def _blen(n: int) -> bytes:
-    return _LEN[n] if n < 128 else ber._length(n)
-
-
-def _attribute(name: str, values: Iterable[str], types_only: bool = False) -> bytes:
-    """One PartialAttribute (RFC 4511 4.1.7): the hot loop of every answer."""
-    head = _NAME_TLV.get(name)
-    if head is None:
-        raw = name.encode()
-        head = _NAME_TLV[name] = b"\x04" + _blen(len(raw)) + raw
-    if types_only:
-        vals = b""
-    else:
-        vals = b"".join([b"\x04" + _blen(len(b)) + b for b in [v.encode("utf-8", "surrogateescape")
-                                                              for v in values]])
-    body = head + b"\x31" + _blen(len(vals)) + vals
-    return b"\x30" + _blen(len(body)) + body
+_blen = packed.blen
+_attribute = packed.attribute
 
 
 class _SelectionCache:
@@ -183,58 +164,22 @@ class _SelectionCache:
 _BY_SELECTION = _SelectionCache()
 
 
-class PreEncoded:
-    """Every entry of one snapshot encoded in full, in one buffer.
-
-    Built by the main process before it forks the serving processes (see
-    bdii.service.workers), so that they share one copy: a worker reads
-    slices of the buffer and never touches the entry objects to answer a
-    dump, which would make the kernel copy their pages into each worker.
-    An entry that is the same object as in the previous snapshot (the
-    pipeline reuses unchanged entries) has its bytes copied, not re-encoded.
-    """
-
-    def __init__(self, source: Any, entries: tuple[Any, ...], blob: bytearray, offsets: array[int]) -> None:
-        self.source = source  # the snapshot's own entry list: whose bytes these are
-        self.entries = entries  # keeps them alive: object identity is the reuse key
-        self.view = memoryview(blob).toreadonly()
-        self.offsets = offsets
-
-    def get(self, i: int) -> memoryview:
-        o = self.offsets
-        return self.view[o[i]:o[i + 1]]
-
-
-_PRE: PreEncoded | None = None
+_LAST: Packed | None = None  # what the last snapshot was packed into: the next one copies from it
 
 
 def pre_encode(snap: Snapshot) -> tuple[int, int]:
-    """Encode every entry of `snap` for the workers; (entries encoded, reused)."""
-    global _PRE
-    old = _PRE
-    old_at = {id(e): i for i, e in enumerate(old.entries)} if old is not None else {}
-    blob = bytearray()
-    offsets = array("Q", [0])
-    encoded = reused = 0
-    entries = tuple(snap.entries)
-    for e in entries:
-        j = old_at.get(id(e))
-        if j is not None and old is not None and old.entries[j] is e:
-            blob += old.get(j)
-            reused += 1
-        else:
-            blob += _encode_full(e)
-            encoded += 1
-        offsets.append(len(blob))
-    _PRE = PreEncoded(snap.entries, entries, blob, offsets)
-    return encoded, reused
+    """Pack `snap` for the serving processes (see bdii.core.packed), reusing
+    the bytes of the entries it shares with the last snapshot packed;
+    (entries encoded, reused)."""
+    global _LAST
+    store, reused = Packed.build(snap.entries, _LAST)
+    snap.packed = store
+    _LAST = store
+    return len(store) - reused, reused
 
 
 def _encode_full(entry: Any) -> bytes:
-    attrs = b"".join([_attribute(name, values) for name, values in entry.items()])
-    dn = str(entry.dn).encode("utf-8", "surrogateescape")
-    body = b"\x04" + _blen(len(dn)) + dn + b"\x30" + _blen(len(attrs)) + attrs
-    return b"\x64" + _blen(len(body)) + body
+    return packed.encode(entry)[0]
 
 
 def encode_entry(snap: Snapshot, i: int, sel: Selection) -> bytes:
@@ -244,11 +189,11 @@ def encode_entry(snap: Snapshot, i: int, sel: Selection) -> bytes:
     selection; a few named attributes are looked up by key instead of
     walking every attribute of the entry.
     """
+    store = snap.packed
+    if store is not None and not sel.types_only:
+        return _from_packed(snap, store, i, sel)
     table = None
     if sel.cacheable:
-        pre = _PRE
-        if pre is not None and pre.source is snap.entries:
-            return pre.get(i)  # type: ignore[return-value]  # a buffer: joined, never kept
         cached = snap.encoded(i)
         if cached is not None:
             return cached
@@ -280,6 +225,35 @@ def encode_entry(snap: Snapshot, i: int, sel: Selection) -> bytes:
     if sel.cacheable:
         snap.remember_encoded(i, op)
     elif table is not None:
+        table[i] = op
+        _BY_SELECTION.size += len(op) + 100
+    return op
+
+
+def _from_packed(snap: Snapshot, store: Packed, i: int, sel: Selection) -> bytes:
+    """`encode_entry` from the packed bytes: slices, and no entry object touched."""
+    if sel.cacheable:
+        return store.op(i)  # type: ignore[return-value]  # a buffer: joined, never kept
+    table = _BY_SELECTION.table(snap, sel)
+    if table is not None:
+        cached = table.get(i)
+        if cached is not None:
+            return cached
+    if sel.all_user:
+        parts = [store.attributes(i)]
+    else:
+        index = store.shape(i).index
+        found = sorted((-1 if key == "objectclass" else j, j) for key in sel.keys
+                       if (j := index.get(key)) is not None)
+        parts = [store.attribute(i, j) for _order, j in found]
+    if sel.operational:
+        for key, (name, values) in snap.operational(i).items():
+            if sel.all_operational or key in sel.keys:
+                parts.append(_attribute(name, values))
+    attrs = b"".join(parts)
+    body = store.dn_tlv(i) + b"\x30" + _blen(len(attrs)) + attrs
+    op = b"\x64" + _blen(len(body)) + body
+    if table is not None:
         table[i] = op
         _BY_SELECTION.size += len(op) + 100
     return op

@@ -252,6 +252,11 @@ class WorkerPool:
     def _fork_generation(self, snapshot: Snapshot) -> defer.Deferred:
         if self.stopping:
             return defer.succeed(None)
+        if self.snapshot is not None and self.snapshot is not snapshot:
+            # The old generation has its own copy (it forked with it); here
+            # it would only be inherited by the new one, and be left as
+            # private memory in each new worker once this process lets go.
+            self.snapshot.packed = None
         self.snapshot = snapshot
         self.generation += 1
         old = self.current()
