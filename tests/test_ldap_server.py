@@ -471,3 +471,33 @@ def test_a_client_that_does_not_read_holds_back_only_its_own_answer(serve):  # t
     frames = _frames(data)
     assert len(data) > 10_000_000
     assert frames.count((7, 0x64)) == 20000 and frames[-1] == (7, 0x65) and len(frames) == 20001
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_request_read_as_the_connection_is_retired_is_answered_before_the_hand_over(serve):  # type: ignore[no-untyped-def]
+    """The reactor hands out every event of one poll: a request whose read
+    event came in the same poll as the order to retire is read after
+    retire(). It is answered here, and the connection handed over after
+    the answer (before, the hand-over went first and the answer was lost:
+    the client waited for the rest forever)."""
+    import os
+
+    from ldaptor import ldapfilter
+    from ldaptor.protocols import pureldap
+    from twisted.internet.task import deferLater
+
+    server = serve(snapshot_from_ldif(BIG))  # an answer that streams in many batches
+    handed: list[int] = []
+    server.factory.hand_off = lambda fd, _family: (handed.append(fd), os.close(fd))
+    client = yield in_thread(socket.create_connection, ("127.0.0.1", server.port.getHost().port))
+    while not server.factory.protocols:
+        yield deferLater(reactor, 0, lambda: None)  # a turn of the reactor: it accepts
+    (proto,) = server.factory.protocols
+    search = pureldap.LDAPSearchRequest(baseObject="o=glue", filter=ldapfilter.parseFilter("(objectClass=GLUE2Service)"))
+    server.factory.retire()
+    proto.dataReceived(pureldap.LDAPMessage(search, id=5).toWire())  # as the reactor would, from that poll
+    data = yield in_thread(_read_until_done, client, 5)
+    assert _frames(data) == [(5, 0x64)] * 2000 + [(5, 0x65)]
+    while not handed:
+        yield deferLater(reactor, 0, lambda: None)
+    assert len(handed) == 1 and not server.factory.protocols
