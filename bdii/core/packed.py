@@ -23,16 +23,15 @@ from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from . import ber
+
 _LEN = [bytes((n,)) for n in range(128)]
 _NAME_TLV: dict[str, bytes] = {}  # attribute name -> its encoded AttributeDescription
 
 
 def blen(n: int) -> bytes:
-    """A BER length."""
-    if n < 0x80:
-        return _LEN[n]
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(body),)) + body
+    """A BER length; the short ones from a table (the hot case)."""
+    return _LEN[n] if n < 0x80 else ber._length(n)
 
 
 def attribute(name: str, values: Iterable[str], types_only: bool = False) -> bytes:

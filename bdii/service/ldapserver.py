@@ -178,22 +178,34 @@ def pre_encode(snap: Snapshot) -> tuple[int, int]:
     return len(store) - reused, reused
 
 
-def _encode_full(entry: Any) -> bytes:
-    return packed.encode(entry)[0]
+_POSITIONS: dict[tuple[Any, frozenset[str]], tuple[int, ...]] = {}
+
+
+def _positions(shape: Any, keys: frozenset[str]) -> tuple[int, ...]:
+    """Where the named attributes are in a layout, objectClass first as
+    slapd shows it: once per layout and attribute list, not per entry."""
+    found = _POSITIONS.get((shape, keys))
+    if found is None:
+        if len(_POSITIONS) > 100_000:
+            _POSITIONS.clear()
+        at = [(-1 if key == "objectclass" else j, j) for key in keys if (j := shape.index.get(key)) is not None]
+        found = _POSITIONS[(shape, keys)] = tuple(j for _order, j in sorted(at))
+    return found
 
 
 def encode_entry(snap: Snapshot, i: int, sel: Selection) -> bytes:
     """The SearchResultEntry protocolOp of entry `i` with the attributes `sel` asks for.
 
-    Full entries are cached per snapshot, named selections per snapshot and
-    selection; a few named attributes are looked up by key instead of
-    walking every attribute of the entry.
+    From the packed snapshot when the main process made one for the
+    workers (slices of its bytes: no entry object touched), else from the
+    entry. Full entries are cached per snapshot, named selections per
+    snapshot and selection.
     """
-    store = snap.packed
-    if store is not None and not sel.types_only:
-        return _from_packed(snap, store, i, sel)
+    store = snap.packed if not sel.types_only else None
     table = None
     if sel.cacheable:
+        if store is not None:
+            return store.op(i)  # type: ignore[return-value]  # a buffer: joined, never kept
         cached = snap.encoded(i)
         if cached is not None:
             return cached
@@ -203,57 +215,30 @@ def encode_entry(snap: Snapshot, i: int, sel: Selection) -> bytes:
             cached = table.get(i)
             if cached is not None:
                 return cached
-    entry = snap.entries[i]
-    parts: list[bytes] = []
-    if sel.all_user:
-        for name, values in entry.items():
-            parts.append(_attribute(name, values, sel.types_only))
+    if store is not None:
+        if sel.all_user:
+            parts = [store.attributes(i)]
+        else:
+            parts = [store.attribute(i, j) for j in _positions(store.shape(i), sel.keys)]
+        dn = store.dn_tlv(i)
     else:
-        shape = entry.shape
-        found = sorted((-1 if key == "objectclass" else j, j) for key in sel.keys
-                       if (j := shape.index.get(key)) is not None)
-        for _order, j in found:
-            parts.append(_attribute(shape.names[j], entry.vals[j], sel.types_only))
+        entry = snap.entries[i]
+        if sel.all_user:
+            parts = [_attribute(name, values, sel.types_only) for name, values in entry.items()]
+        else:
+            names, vals = entry.shape.names, entry.vals
+            parts = [_attribute(names[j], vals[j], sel.types_only) for j in _positions(entry.shape, sel.keys)]
+        dn = ber.octets(str(entry.dn).encode("utf-8", "surrogateescape"))
     if sel.operational:
         for key, (name, values) in snap.operational(i).items():
             if sel.all_operational or key in sel.keys:
                 parts.append(_attribute(name, values, sel.types_only))
     attrs = b"".join(parts)
-    dn = str(entry.dn).encode("utf-8", "surrogateescape")
-    body = b"\x04" + _blen(len(dn)) + dn + b"\x30" + _blen(len(attrs)) + attrs
+    body = dn + b"\x30" + _blen(len(attrs)) + attrs
     op = b"\x64" + _blen(len(body)) + body
     if sel.cacheable:
         snap.remember_encoded(i, op)
     elif table is not None:
-        table[i] = op
-        _BY_SELECTION.size += len(op) + 100
-    return op
-
-
-def _from_packed(snap: Snapshot, store: Packed, i: int, sel: Selection) -> bytes:
-    """`encode_entry` from the packed bytes: slices, and no entry object touched."""
-    if sel.cacheable:
-        return store.op(i)  # type: ignore[return-value]  # a buffer: joined, never kept
-    table = _BY_SELECTION.table(snap, sel)
-    if table is not None:
-        cached = table.get(i)
-        if cached is not None:
-            return cached
-    if sel.all_user:
-        parts = [store.attributes(i)]
-    else:
-        index = store.shape(i).index
-        found = sorted((-1 if key == "objectclass" else j, j) for key in sel.keys
-                       if (j := index.get(key)) is not None)
-        parts = [store.attribute(i, j) for _order, j in found]
-    if sel.operational:
-        for key, (name, values) in snap.operational(i).items():
-            if sel.all_operational or key in sel.keys:
-                parts.append(_attribute(name, values))
-    attrs = b"".join(parts)
-    body = store.dn_tlv(i) + b"\x30" + _blen(len(attrs)) + attrs
-    op = b"\x64" + _blen(len(body)) + body
-    if table is not None:
         table[i] = op
         _BY_SELECTION.size += len(op) + 100
     return op
