@@ -52,3 +52,36 @@ def test_unchanged_entries_are_copied_not_encoded() -> None:
     assert bytes(second.op(0)) == bytes(first.op(0)) and bytes(second.op(1)) == encode(c)[0]
     assert second.object_classes(0) == second.object_classes(1) == ("GLUE2Service",)
     assert second.classes == [("GLUE2Service",)]  # one list, kept once
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(attrs, min_size=1, max_size=12), st.lists(st.tuples(st.sampled_from("kkkkrdim"), st.integers(0, 11)),
+                                                          max_size=24))
+def test_a_refresh_copied_in_runs_equals_a_fresh_encoding(layouts: list[dict[str, list[str]]],
+                                                          edits: list[tuple[str, int]]) -> None:
+    """Entries kept (in runs at their old numbers or moved), replaced,
+    inserted and deleted: the store made from the last one is byte for
+    byte the one made from nothing, and reads back the same."""
+    old = [_entry(f"s{n}", a) for n, a in enumerate(layouts)]
+    first, _ = Packed.build(old)
+    new = list(old)
+    for op, at in edits:
+        at %= len(new) + 1
+        if op == "r" and at < len(new):  # replaced: same DN, other values
+            new[at] = new[at].replace({"description": ("changed",)})
+        elif op == "d" and at < len(new) and len(new) > 1:
+            del new[at]
+        elif op == "i":
+            new.insert(at, _entry(f"new{at}", {"objectClass": ["GLUE2Endpoint"], "GLUE2EntityName": ["n"]}))
+        elif op == "m" and at < len(new):  # moved: another number, the same object
+            new.append(new.pop(at))
+    again, reused = Packed.build(new, first)
+    fresh, none = Packed.build(new)
+    assert none == 0 and reused == sum(any(e is o for o in old) for e in new)
+    assert bytes(again.buf) == bytes(fresh.buf)
+    assert (list(again.starts), list(again.attr_at), list(again.attr_base)) == \
+        (list(fresh.starts), list(fresh.attr_at), list(fresh.attr_base))
+    for i, e in enumerate(new):
+        assert again.shape(i) is e.shape
+        assert again.object_classes(i) == tuple(e.values_of("objectclass") or ())
+        assert again.values(i, 0) == e.vals[0]

@@ -103,6 +103,30 @@ def _content(buf: Any, p: int) -> tuple[int, int]:
     return s, s + int.from_bytes(buf[p + 2:s], "big")
 
 
+
+# Layouts and objectClass lists carried from one snapshot's tables to the
+# next; past this many (layouts that came and went) the tables start afresh.
+TABLES_CARRIED = 20_000
+
+
+def _copy_run(old: Packed, i: int, k: int, buf: bytearray, starts: array[int], attr_at: array[int],
+              attr_base: array[int]) -> None:
+    """Append `old`'s entries i..k-1: their bytes and attribute offsets as
+    they are (relative to the entry), their start positions shifted."""
+    p0, a0 = old.starts[i], old.attr_base[i]
+    shift, ashift = len(buf) - p0, len(attr_at) - a0
+    buf += memoryview(old.buf)[p0:old.starts[k]]
+    attr_at += old.attr_at[a0:old.attr_base[k]]
+    if shift:
+        starts.extend([x + shift for x in old.starts[i + 1:k + 1]])
+    else:
+        starts += old.starts[i + 1:k + 1]
+    if ashift:
+        attr_base.extend([x + ashift for x in old.attr_base[i + 1:k + 1]])
+    else:
+        attr_base += old.attr_base[i + 1:k + 1]
+
+
 class Packed:
     """The encoded entries of one snapshot, by entry number. Immutable."""
 
@@ -128,44 +152,66 @@ class Packed:
     def build(cls, entries: Sequence[Any], previous: Packed | None = None) -> tuple[Packed, int]:
         """Encode `entries`; those that are the very objects of `previous`
         (the pipeline reuses unchanged entries) are copied, not encoded.
-        Returns the store and how many entries were copied."""
-        old_at = {id(e): i for i, e in enumerate(previous.entries)} if previous is not None else {}
+        Returns the store and how many entries were copied.
+
+        A refresh keeps the last snapshot's order, so unchanged entries
+        come in runs at the same numbers: a run is copied with one slice
+        per array (the layout and objectClass tables are carried over, so
+        their numbers stay valid), not entry by entry."""
+        ents = tuple(entries)
         buf = bytearray()
         starts = array("Q", [0])
         attr_at = array("I")
         attr_base = array("Q", [0])
-        shapes: list[Any] = []
-        sid: dict[int, int] = {}
         shape_of = array("I")
-        classes: list[tuple[str, ...]] = []
-        cid: dict[tuple[str, ...], int] = {}
         class_of = array("I")
+        carry = previous is not None and len(previous.shapes) + len(previous.classes) <= TABLES_CARRIED
+        shapes: list[Any] = list(previous.shapes) if carry and previous is not None else []
+        classes: list[tuple[str, ...]] = list(previous.classes) if carry and previous is not None else []
+        sid = {id(shape): k for k, shape in enumerate(shapes)}  # the list keeps them alive: ids stay valid
+        cid = {oc: k for k, oc in enumerate(classes)}
+        olds: tuple[Any, ...] = previous.entries if previous is not None else ()
+        old_at: dict[int, int] | None = None
         reused = 0
-        ents = tuple(entries)
-        for e in ents:
+        i, n, m = 0, len(ents), len(olds) if carry else 0
+        while i < n:
+            e = ents[i]
+            if i < m and olds[i] is e:
+                k = i + 1
+                while k < m and k < n and ents[k] is olds[k]:
+                    k += 1
+                assert previous is not None
+                _copy_run(previous, i, k, buf, starts, attr_at, attr_base)
+                shape_of += previous.shape_of[i:k]
+                class_of += previous.class_of[i:k]
+                reused += k - i
+                i = k
+                continue
+            if old_at is None:
+                old_at = {id(x): j for j, x in enumerate(olds)}
             j = old_at.get(id(e))
-            if j is not None and previous is not None and previous.entries[j] is e:
-                buf += previous.buf[previous.starts[j]:previous.starts[j + 1]]
-                attr_at += previous.attr_at[previous.attr_base[j]:previous.attr_base[j + 1]]
+            if j is not None and previous is not None and olds[j] is e:
+                _copy_run(previous, j, j + 1, buf, starts, attr_at, attr_base)
                 oc = previous.classes[previous.class_of[j]]
                 reused += 1
             else:
                 op, at = encode(e)
                 buf += op
                 attr_at.extend(at)
+                starts.append(len(buf))
+                attr_base.append(len(attr_at))
                 oc = tuple(e.values_of("objectclass") or ())
             c = cid.get(oc)
             if c is None:
                 c = cid[oc] = len(classes)
                 classes.append(oc)
             class_of.append(c)
-            starts.append(len(buf))
-            attr_base.append(len(attr_at))
             s = sid.get(id(e.shape))
             if s is None:
                 s = sid[id(e.shape)] = len(shapes)
                 shapes.append(e.shape)
             shape_of.append(s)
+            i += 1
         return cls(ents, buf, starts, attr_at, attr_base, shapes, shape_of, classes, class_of), reused
 
     def __len__(self) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from array import array
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,14 +144,18 @@ def _postings(e: Entry) -> set[tuple[str, Any]]:
 PATCH_LIMIT = 0.25
 
 
-def _patch_index(old: Snapshot, entries: Sequence[Entry]) -> dict[str, dict[Any, array[int]]] | None:
+def _patch_index(old: Snapshot, entries: Sequence[Entry],
+                 changed: Sequence[int] | None = None) -> dict[str, dict[Any, array[int]]] | None:
     """The index of `entries` (same DNs at the same numbers as `old`), made
     from `old`'s: only the values of entries that are not the very same
     objects are looked at. Copy on write: the per-attribute tables and
     posting lists that do not change are shared with `old` (which must then
     not take them apart, see `release`). None when too much changed."""
     olds = old.entries
-    changed = [i for i, e in enumerate(entries) if e is not olds[i]]
+    if changed is None:
+        changed = [i for i, e in enumerate(entries) if e is not olds[i]]
+    else:
+        changed = [i for i in changed if entries[i] is not olds[i]]
     if len(changed) > PATCH_LIMIT * len(entries):
         return None
     edits: dict[str, dict[Any, tuple[set[int], set[int]]]] = {}
@@ -230,7 +234,8 @@ class Snapshot:
 
     @classmethod
     def build(cls, entries: Mapping[DN, Entry], times: Mapping[DN, Timestamps],
-              generation: int = 0, now: float | None = None, previous: Snapshot | None = None) -> Snapshot:
+              generation: int = 0, now: float | None = None, previous: Snapshot | None = None,
+              changed: Collection[DN] | None = None) -> Snapshot:
         """Order the entries suffix-first, depth-first, and index them.
 
         With `previous` (the snapshot this one replaces, still whole) and
@@ -244,9 +249,34 @@ class Snapshot:
         not by one global sort: many small sorts let the reactor thread
         take the GIL in between, where one sort of 100k keys would stall it.
         An entry whose parent is missing is placed as a root.
+
+        `changed` is the caller's word that `entries` has the DNs of
+        `previous` and, but for these DNs, its very entry objects with the
+        same times: only they are looked up, the rest is copied as is.
         """
         now = time.time() if now is None else now
         default = Timestamps(gtime(now), gtime(now))
+        if changed is not None and previous is not None and previous.entries \
+                and len(previous.entries) == len(entries):
+            ordered = list(previous.entries)
+            created, modified = list(previous._created), list(previous._modified)
+            pos = previous._pos
+            at = []
+            try:
+                for dn in changed:
+                    i = pos[dn.key]
+                    ordered[i] = entries[dn]
+                    t = times.get(dn, default)
+                    created[i], modified[i] = t.created, t.modified
+                    at.append(i)
+            except KeyError:
+                pass  # not the same DNs after all: as without the hint
+            else:
+                at.sort()
+                index = _patch_index(previous, ordered, at)
+                snap = cls(ordered, created, modified, generation, now, tree=previous._tree, index=index)
+                previous._shared = ("tree", "index") if index is not None else ("tree",)
+                return snap
         if previous is not None and previous.entries and len(previous.entries) == len(entries):
             try:
                 ordered = [entries[e.dn] for e in previous.entries]
