@@ -55,6 +55,10 @@ def search_result_entry(dn: bytes, attrs: bytes) -> bytes:
     return b"\x64" + blen(len(body)) + body
 
 
+# Encoded attributes longer than this are not kept for reuse: long values
+# (descriptions, URLs, unique IDs) rarely repeat.
+CACHED_SIZE = 48
+
 # Per attribute layout: the order its attributes are written in
 # (objectClass first, as slapd shows entries).
 _ORDER: dict[Any, tuple[int, ...]] = {}
@@ -71,11 +75,26 @@ def _order(shape: Any) -> tuple[int, ...]:
     return order
 
 
-def encode(entry: Any) -> tuple[bytes, list[int]]:
-    """An entry's protocolOp and, in its shape's order, where each attribute starts in it."""
+def encode(entry: Any, made: dict[tuple[str, tuple[str, ...]], bytes] | None = None) -> tuple[bytes, list[int]]:
+    """An entry's protocolOp and, in its shape's order, where each attribute starts in it.
+
+    `made`: attributes encoded so far in this pass, by name and values. In a
+    grid tree 84% of them repeat (object classes, VOs, states, versions,
+    the site's own keys): a lookup instead of an encoding."""
     names, vals = entry.shape.names, entry.vals
     order = _order(entry.shape)
-    parts = [attribute(names[j], vals[j]) for j in order]
+    if made is None:
+        parts = [attribute(names[j], vals[j]) for j in order]
+    else:
+        parts = []
+        for j in order:
+            key = (names[j], vals[j])
+            part = made.get(key)
+            if part is None:
+                part = attribute(*key)
+                if len(part) <= CACHED_SIZE:
+                    made[key] = part
+            parts.append(part)
     attrs = b"".join(parts)
     dn = str(entry.dn).encode("utf-8", "surrogateescape")
     op = search_result_entry(dn, attrs)
@@ -172,6 +191,7 @@ class Packed:
         cid = {oc: k for k, oc in enumerate(classes)}
         olds: tuple[Any, ...] = previous.entries if previous is not None else ()
         old_at: dict[int, int] | None = None
+        made: dict[tuple[str, tuple[str, ...]], bytes] = {}
         reused = 0
         i, n, m = 0, len(ents), len(olds) if carry else 0
         while i < n:
@@ -195,7 +215,7 @@ class Packed:
                 oc = previous.classes[previous.class_of[j]]
                 reused += 1
             else:
-                op, at = encode(e)
+                op, at = encode(e, made)
                 buf += op
                 attr_at.extend(at)
                 starts.append(len(buf))
