@@ -122,7 +122,6 @@ def _content(buf: Any, p: int) -> tuple[int, int]:
     return s, s + int.from_bytes(buf[p + 2:s], "big")
 
 
-
 # Layouts and objectClass lists carried from one snapshot's tables to the
 # next; past this many (layouts that came and went) the tables start afresh.
 TABLES_CARRIED = 20_000

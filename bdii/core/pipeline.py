@@ -413,7 +413,7 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
     touched: dict[str, Timestamps] = {}
     times: dict[DN, Timestamps]
     # Last cycle's status entries: in `times` after the tree's DNs.
-    last_status = list(islice(reversed(prev_times), len(prev_times) - len(prev_entries)))
+    last_status = list(islice(reversed(prev_times), max(0, len(prev_times) - len(prev_entries))))
     if changed is not None:
         # Unchanged entries keep their times: copy them all (but the status
         # entries') and look at the others.
