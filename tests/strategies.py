@@ -105,9 +105,12 @@ def _spellings(names: list[str]) -> list[str]:
 _pair = st.tuples(st.sampled_from(_spellings(FILTER_ATTRS)), small_values)
 _body = st.tuples(st.lists(st.sampled_from(OBJECT_CLASSES), min_size=1, max_size=2),
                   st.lists(_pair, max_size=6))
+_rdn_type = st.sampled_from(["GLUE2GroupID", "GlueCEUniqueID", "fooAttr"])
+_rdn_value = st.sampled_from(["a", "A", "b", "resource", "Resource", "a b"])
+# Parent (by number), then one AVA or, now and then, two (a multi-valued RDN).
 _child = st.tuples(st.integers(0, 15),
-                   st.sampled_from(["GLUE2GroupID", "GlueCEUniqueID", "fooAttr"]),
-                   st.sampled_from(["a", "A", "b", "resource", "Resource", "a b"]))
+                   st.lists(st.tuples(_rdn_type, _rdn_value), min_size=1, max_size=2,
+                            unique_by=lambda ava: ava[0].lower()))
 _ROOTS = [DN.parse("o=glue"), DN.parse("o=grid")]
 
 
@@ -119,8 +122,8 @@ def entry_trees(draw: st.DrawFn) -> dict[DN, Entry]:
     drawn twice is multi-valued.
     """
     dns_: list[DN] = list(_ROOTS)
-    for index, attr, value in draw(st.lists(_child, max_size=10)):
-        child = dns_[index % len(dns_)].child(((attr, value),))
+    for index, avas in draw(st.lists(_child, max_size=10)):
+        child = dns_[index % len(dns_)].child(tuple(avas))
         if child not in dns_:
             dns_.append(child)
     bodies = draw(st.lists(_body, min_size=len(dns_), max_size=len(dns_)))

@@ -352,6 +352,23 @@ def test_extensible_dn_match_finds_entries_below_the_rdn(services: Snapshot) -> 
     assert search(services, plain, "o=glue") == ["resource"]
 
 
+def test_extensible_dn_match_reads_every_ava_of_a_multi_valued_rdn() -> None:
+    """Each AVA of `GLUE2GroupID=g+GlueCEUniqueID=c` names the entry and its subtree,
+    also when the entries do not carry the RDN values as attributes."""
+    snap = snapshot(("GLUE2GroupID=g+GlueCEUniqueID=c,o=glue", [("objectClass", "GLUE2Group")]),
+                    ("GLUE2ServiceID=s,GLUE2GroupID=g+GlueCEUniqueID=c,o=glue",
+                     [("objectClass", "GLUE2Service")]),
+                    ("GLUE2GroupID=g,o=glue", [("objectClass", "GLUE2Group")]))
+    for attr, value in (("GLUE2GroupID", "g"), ("GlueCEUniqueID", "C"), ("gluceuniqueid", "c")):
+        found = search(snap, F.Extensible(None, attr, value, dn_attributes=True), "o=glue")
+        if attr == "gluceuniqueid":  # not a type the DN holds
+            assert found == []
+        elif attr == "GLUE2GroupID":
+            assert sorted(found) == ["g", "g", "s"]
+        else:
+            assert sorted(found) == ["g", "s"]
+
+
 def test_extensible_with_a_named_rule(services: Snapshot) -> None:
     """`(GLUE2ServiceID:caseIgnoreMatch:=SVC)` uses the named rule instead of case-exact."""
     f = F.Extensible("caseIgnoreMatch", "GLUE2ServiceID", "SVC", dn_attributes=False)

@@ -96,6 +96,12 @@ class View(Protocol):
 
     def dn_avas(self, i: int) -> Sequence[tuple[str, str]]: ...
 
+    def named_by(self, key: str, norm: Any) -> Sequence[int]: ...
+
+    def parent(self, i: int) -> int: ...
+
+    def subtree_range(self, i: int) -> tuple[int, int]: ...
+
     def lookup(self, key: str, norm: Any) -> Sequence[int] | None: ...
 
     def is_indexed(self, key: str) -> bool: ...
@@ -369,26 +375,60 @@ def _equality(m: Matcher, norm: Callable[[str], Any] | None, value: str, view: V
     if key == "objectclass" and norm is m.equality and not dn_attrs:
         return _object_class_equality(_with_subclasses(target), norm, view)
 
-    def eq(i: int) -> Tri:
+    def in_values(i: int) -> bool:
         for v in values(i, key):
             if v == value or norm(v) == target:
                 return True
-        if dn_attrs:
-            for a, v in dn_avas(i):
-                if matcher(a).key == key and norm(v) == target:
-                    return True
         return False
 
-    # The index holds values prepared with the attribute's own EQUALITY rule;
-    # an extensible match naming another rule must scan.
-    if not dn_attrs and norm is m.equality and view.is_indexed(key):
+    # The index and the DN keys hold values prepared with the attribute's
+    # own EQUALITY rule; an extensible match naming another rule must scan.
+    own_rule = norm is m.equality
+    indexed = own_rule and view.is_indexed(key)
 
-        def cands(lo: int, hi: int) -> list[int] | None:
-            hit = view.lookup(key, target)
-            return _within(hit, lo, hi) if hit is not None else []
+    def in_index(lo: int, hi: int) -> list[int]:
+        hit = view.lookup(key, target)
+        return _within(hit, lo, hi) if hit is not None else []
 
-        return Compiled(eq, cands)
-    return Compiled(eq, _none)
+    if not dn_attrs:
+        return Compiled(in_values, in_index if indexed else _none)
+    if not own_rule:
+
+        def eq_dn_scan(i: int) -> Tri:
+            if in_values(i):
+                return True
+            return any(matcher(a).key == key and norm(v) == target for a, v in dn_avas(i))
+
+        return Compiled(eq_dn_scan, _none)
+    # `:dn`: an entry matches when it or an ancestor is named by key=value,
+    # which is a union of subtrees, read from the tree.
+    named = view.named_by(key, target)
+    holders = frozenset(named)
+    parent = view.parent
+
+    def eq_dn(i: int) -> Tri:
+        if in_values(i):
+            return True
+        while i >= 0:
+            if i in holders:
+                return True
+            i = parent(i)
+        return False
+
+    def cands(lo: int, hi: int) -> list[int] | None:
+        if not indexed:
+            return None
+        runs: list[list[int]] = [in_index(lo, hi)]
+        reached = lo
+        for h in named:  # in DN order: a nested subtree starts before its holder's run ends
+            start, end = view.subtree_range(h)
+            start, end = max(start, reached), min(end, hi)
+            if start < end:
+                runs.append(list(range(start, end)))
+                reached = end
+        return _union(runs)
+
+    return Compiled(eq_dn, cands)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -224,10 +224,12 @@ def ava_key(attr: str, value: str) -> tuple[str, Any]:
     """
     m = matcher(attr)
     norm = m.equality(value) if m.equality is not None else None
-    if norm is None:
-        norm = value
-    elif not isinstance(norm, str):
-        # Keys must sort against each other whatever the syntax: ints and
-        # times become their canonical text.
-        norm = norm.isoformat() if isinstance(norm, datetime) else str(norm)
-    return (m.key, norm)
+    return (m.key, value if norm is None else key_text(norm))
+
+
+def key_text(norm: Any) -> str:
+    """A prepared value as DN keys hold it: keys must sort against each
+    other whatever the syntax, so ints and times become their canonical text."""
+    if isinstance(norm, str):
+        return norm
+    return norm.isoformat() if isinstance(norm, datetime) else str(norm)

@@ -21,7 +21,7 @@ from typing import Any
 from .dn import DN
 from .entry import Entry
 from .filters import Compiled, Filter, compile_filter
-from .matching import matcher
+from .matching import key_text, matcher
 from .packed import Packed
 
 BASE, ONE, SUB = 0, 1, 2  # RFC 4511 scope values
@@ -52,11 +52,11 @@ class Timestamps:
 
 class _Tree:
     """The DN structure of a snapshot, by entry number: position by DN key,
-    parent, children and subtree ends. Immutable once built, so that a
-    refresh whose DNs are those of the snapshot it replaces (the common
-    case: values change, the tree does not) shares it."""
+    parent, children, subtree ends and who is named by what. Immutable once
+    built, so that a refresh whose DNs are those of the snapshot it replaces
+    (the common case: values change, the tree does not) shares it."""
 
-    __slots__ = ("children", "end", "parent", "pos")
+    __slots__ = ("children", "end", "named", "parent", "pos")
 
     def __init__(self, pos: dict[tuple, int], parent: list[int]) -> None:
         self.pos = pos
@@ -81,6 +81,25 @@ class _Tree:
                 end[p] = end[i]
         self.children = children
         self.end = array("I", end)
+        # Normalised AVA (as in DN keys) -> the entries whose own RDN holds
+        # it: an int when one (most leaf RDNs are unique), else an array.
+        # A `:dn` extensible match reads its subtrees from here instead of
+        # walking every DN object in scope, which in a serving process made
+        # each of those objects' pages its own copy (140 MB per worker).
+        named: dict[tuple, Any] = {}
+        for key, i in pos.items():
+            for ava in key[0] if key else ():
+                had = named.get(ava)
+                if had is None:
+                    named[ava] = i
+                elif isinstance(had, int):
+                    named[ava] = array("I", sorted((had, i)))
+                else:
+                    had.append(i)
+        for ava, had in named.items():
+            if not isinstance(had, int):
+                named[ava] = array("I", sorted(had))
+        self.named = named
 
     @classmethod
     def of(cls, entries: Sequence[Entry]) -> _Tree:
@@ -351,6 +370,15 @@ class Snapshot:
         # again for every entry in scope costs more than the pages it shares.
         return [ava for rdn in self.entries[i].dn.rdns for ava in rdn]
 
+    def named_by(self, key: str, norm: Any) -> Sequence[int]:
+        hit = self._tree.named.get((key, key_text(norm)))
+        if hit is None:
+            return ()
+        return (hit,) if isinstance(hit, int) else hit
+
+    def parent(self, i: int) -> int:
+        return self._parent[i]
+
     def lookup(self, key: str, norm: Any) -> Sequence[int] | None:
         slot = self._index.get(key)
         if slot is None:
@@ -461,7 +489,7 @@ class Snapshot:
         else:
             containers += (self._index,)
         if "tree" not in self._shared:
-            containers += (self._pos, self._children, self._parent, self._end)
+            containers += (self._pos, self._children, self._parent, self._end, self._tree.named)
         for container in containers:
             yield from _drain(container)
 
