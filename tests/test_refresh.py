@@ -148,6 +148,25 @@ def test_cycle_gathers_ldif_providers_and_plugins(tmp_path):  # type: ignore[no-
 
 
 @pytest_twisted.inlineCallbacks
+def test_the_previous_state_is_let_go_before_the_serving_processes_take_the_new_snapshot(tmp_path):  # type: ignore[no-untyped-def]
+    """The old state shares its DNs and entries with the new one: dropping it writes
+    their reference counts, which after a fork would copy every page written. So it
+    is emptied before the swap, which is where the worker pool forks."""
+    cfg = _config(tmp_path)
+    (tmp_path / "ldif" / "default.ldif").write_text(SKELETON + "\n" + SERVICE.format(id="a", type="srm"))
+    holder = SnapshotHolder()
+    updater = Updater(cfg, reactor, holder)
+    yield updater.cycle()
+    previous = updater.state
+    assert len(previous.entries) > 0 and len(previous.times) > 0
+    seen: list[tuple[int, int, int]] = []
+    holder.listeners.append(lambda snap: seen.append((len(previous.entries), len(previous.times), len(snap))))
+    yield updater.cycle()
+    assert seen == [(0, 0, len(holder.current))]
+    assert updater.state is not previous and len(updater.state.entries) > 0
+
+
+@pytest_twisted.inlineCallbacks
 def test_modification_is_seen_on_the_next_cycle(tmp_path, serve):  # type: ignore[no-untyped-def]
     """A provider's new output is served after the next cycle, with a new modifyTimestamp."""
     cfg = _config(tmp_path)
