@@ -70,12 +70,17 @@ def release_in_steps(box: list[Any]) -> None:
 
 
 def release_state_in_steps(box: list[Any]) -> None:
-    """Drop a retired State's mappings a slice at a time, as snapshots."""
+    """Drop a retired State's mappings a slice at a time, as snapshots.
+
+    Its entries are mostly the next state's, so a slice is mostly reference
+    counts written, not objects freed: large slices (a millisecond or two
+    each) keep the cycle short, which now waits for this.
+    """
     state = box.pop()
     for mapping in (state.entries, state.times):
         if isinstance(mapping, dict):
             while mapping:
-                for _ in range(512):
+                for _ in range(8192):
                     if not mapping:
                         break
                     mapping.popitem()
