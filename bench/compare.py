@@ -47,7 +47,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -548,6 +550,30 @@ os.execv("/usr/bin/TOOL", ["TOOL"] + out)
 """
 
 
+def start_legacy(tmp: Path, slapd: Any, place: Callable[[Path], None]) -> None:
+    """Lay out a legacy BDII in `tmp` (its one LDIF file put at ldif/grid.ldif by
+    `place`), pointed at `slapd` through the ldap tool wrappers, and start
+    /usr/sbin/bdii-update as a daemon; it logs to tmp/bdii-update.log."""
+    for d in ("ldif", "provider", "plugin", "var/archive", "run", "bin"):
+        (tmp / d).mkdir(parents=True)
+    place(tmp / "ldif" / "grid.ldif")
+    for tool in ("ldapadd", "ldapmodify", "ldapdelete", "ldapsearch"):
+        w = tmp / "bin" / tool
+        w.write_text(WRAPPER.replace("TOOL", tool))
+        w.chmod(0o755)
+    conf = tmp / "bdii.conf"
+    conf.write_text("\n".join([
+        f"BDII_LOG_FILE={tmp}/bdii-update.log", f"BDII_PID_FILE={tmp}/run/bdii-update.pid",
+        "BDII_LOG_LEVEL=INFO", f"BDII_LDIF_DIR={tmp}/ldif", f"BDII_PROVIDER_DIR={tmp}/provider",
+        f"BDII_PLUGIN_DIR={tmp}/plugin", f"BDII_PORT={slapd.port}", "BDII_BREATHE_TIME=1",
+        "BDII_READ_TIMEOUT=3000", "BDII_ARCHIVE_SIZE=0", "BDII_DELETE_DELAY=0",
+        f"BDII_VAR_DIR={tmp}/var", f"BDII_RUN_DIR={tmp}/run", "BDII_HOSTNAME=127.0.0.1",
+        f"SLAPD_CONF={slapd.conf_path}", ""]))
+    env = dict(os.environ, PATH=f"{tmp}/bin:{os.environ.get('PATH', '/usr/bin:/bin')}", LANG="C.UTF-8")
+    subprocess.run(["/usr/bin/python3", "/usr/sbin/bdii-update", "-c", str(conf), "-d"], env=env,
+                   check=True, stdin=subprocess.DEVNULL)
+
+
 def legacy_cycles(data: Path, Slapd, timeout: float = 3600) -> dict:
     """Two cycles of /usr/sbin/bdii-update (daemon mode) into an empty harness slapd."""
     if not os.path.exists("/usr/sbin/bdii-update"):
@@ -556,24 +582,7 @@ def legacy_cycles(data: Path, Slapd, timeout: float = 3600) -> dict:
     slapd = Slapd(None).start()
     pid = None
     try:
-        for d in ("ldif", "provider", "plugin", "var/archive", "run", "bin"):
-            (tmp / d).mkdir(parents=True)
-        (tmp / "ldif" / "grid.ldif").symlink_to(data)
-        for tool in ("ldapadd", "ldapmodify", "ldapdelete", "ldapsearch"):
-            w = tmp / "bin" / tool
-            w.write_text(WRAPPER.replace("TOOL", tool))
-            w.chmod(0o755)
-        conf = tmp / "bdii.conf"
-        conf.write_text("\n".join([
-            f"BDII_LOG_FILE={tmp}/bdii-update.log", f"BDII_PID_FILE={tmp}/run/bdii-update.pid",
-            "BDII_LOG_LEVEL=INFO", f"BDII_LDIF_DIR={tmp}/ldif", f"BDII_PROVIDER_DIR={tmp}/provider",
-            f"BDII_PLUGIN_DIR={tmp}/plugin", f"BDII_PORT={slapd.port}", "BDII_BREATHE_TIME=1",
-            "BDII_READ_TIMEOUT=3000", "BDII_ARCHIVE_SIZE=0", "BDII_DELETE_DELAY=0",
-            f"BDII_VAR_DIR={tmp}/var", f"BDII_RUN_DIR={tmp}/run", "BDII_HOSTNAME=127.0.0.1",
-            f"SLAPD_CONF={slapd.conf_path}", ""]))
-        env = dict(os.environ, PATH=f"{tmp}/bin:{os.environ.get('PATH', '/usr/bin:/bin')}", LANG="C.UTF-8")
-        subprocess.run(["/usr/bin/python3", "/usr/sbin/bdii-update", "-c", str(conf), "-d"], env=env,
-                       check=True, stdin=subprocess.DEVNULL)
+        start_legacy(tmp, slapd, lambda path: path.symlink_to(data))
         log = tmp / "bdii-update.log"
         deadline = time.time() + timeout
         hwm = 0

@@ -29,7 +29,6 @@ import re
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
-from compare import WRAPPER, status_kb
+from compare import start_legacy, status_kb
 from refresh import mutate
 
 import bench
@@ -111,25 +110,8 @@ def legacy(data: bytes, steps: list[tuple[str, bytes]], timeout: float = 3600) -
     slapd = slapd_harness.Slapd(None).start()
     pid = None
     try:
-        for d in ("ldif", "provider", "plugin", "var/archive", "run", "bin"):
-            (tmp / d).mkdir(parents=True)
+        start_legacy(tmp, slapd, lambda at: at.write_bytes(data))
         path = tmp / "ldif" / "grid.ldif"
-        path.write_bytes(data)
-        for tool in ("ldapadd", "ldapmodify", "ldapdelete", "ldapsearch"):
-            w = tmp / "bin" / tool
-            w.write_text(WRAPPER.replace("TOOL", tool))
-            w.chmod(0o755)
-        conf = tmp / "bdii.conf"
-        conf.write_text("\n".join([
-            f"BDII_LOG_FILE={tmp}/bdii-update.log", f"BDII_PID_FILE={tmp}/run/bdii-update.pid",
-            "BDII_LOG_LEVEL=INFO", f"BDII_LDIF_DIR={tmp}/ldif", f"BDII_PROVIDER_DIR={tmp}/provider",
-            f"BDII_PLUGIN_DIR={tmp}/plugin", f"BDII_PORT={slapd.port}", "BDII_BREATHE_TIME=1",
-            "BDII_READ_TIMEOUT=3000", "BDII_ARCHIVE_SIZE=0", "BDII_DELETE_DELAY=0",
-            f"BDII_VAR_DIR={tmp}/var", f"BDII_RUN_DIR={tmp}/run", "BDII_HOSTNAME=127.0.0.1",
-            f"SLAPD_CONF={slapd.conf_path}", ""]))
-        env = dict(os.environ, PATH=f"{tmp}/bin:{os.environ.get('PATH', '/usr/bin:/bin')}", LANG="C.UTF-8")
-        subprocess.run(["/usr/bin/python3", "/usr/sbin/bdii-update", "-c", str(conf), "-d"], env=env,
-                       check=True, stdin=subprocess.DEVNULL)
         log = tmp / "bdii-update.log"
         deadline = time.time() + timeout
         done = 0  # cycles finished, as seen by "Sleeping for"
