@@ -269,3 +269,27 @@ def test_sources_that_come_back_whole_are_taken_whole_and_equal_a_fresh_build() 
         assert mds.get("objectClass") == ("MDS",)
     assert state.sources["ldif/c.ldif"].entries == 2
     del served
+
+
+def test_a_blacklist_that_changes_over_unchanged_sources_equals_a_fresh_build() -> None:
+    """The sources give the same bytes every cycle while the FCR blacklist comes,
+    changes and goes: the entries it rewrites are new objects after the
+    in-place comparison was first made, and each cycle is what a fresh build gives."""
+    from bdii.core.policy import FcrInput
+    from test_fcr import SITES, site_ldif
+
+    results = [SourceResult(f"ldif/{s}.ldif", "ldif", site_ldif(s).encode(), T0, 0.0) for s in SITES]
+    lists = [None, b"atlas se se.b.org\n", b"atlas se se.b.org\n", b"atlas se se.c.org\n", None, None]
+    state = State()
+    seen = []
+    for n, text in enumerate(lists):
+        now = T0 + 60 * n
+        fcr = [FcrInput("file", "fcr.conf", text, now - 1)] if text is not None else None
+        result = build(results, state, CONFIG, now, fcr=fcr)
+        with mock.patch.object(pipeline, "_changed_in_place", lambda merged, last: None):
+            fresh = build(results, dataclasses.replace(state, memos={}, snapshot=None), CONFIG, now, fcr=fcr)
+        _same(result, fresh)
+        seen.append(_content(result.state.entries))
+        state = result.state
+    # The blacklist did change what is served, and its end brought the data back.
+    assert seen[1] != seen[0] and seen[3] not in (seen[0], seen[1]) and seen[4] == seen[0]

@@ -379,7 +379,10 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
         merged.setdefault(root.dn, root)
 
     prev_entries, prev_times = previous.entries, previous.times
-    if not previous.pending.since and _changed_in_place(merged, prev_entries) is not None:
+    # The same DNs in the same order as last cycle (the usual refresh): the
+    # entries that are not the very objects of last cycle, else None.
+    changed = _changed_in_place(merged, prev_entries)
+    if not previous.pending.since and changed is not None:
         delayed = DelayStep({}, [], PendingDeletes())  # nothing vanished, nothing pending
     else:
         delayed = step(previous.pending, prev_entries, merged, now, config.delete_delay)
@@ -394,9 +397,8 @@ def build(results: Sequence[SourceResult], previous: State, config: Config, now:
         problems.extend(fcr_problems)
 
     failed_adds = 0
-    # The same DNs in the same order as last cycle (the usual refresh): the
-    # entries that are not the very objects of last cycle, else None.
-    changed = _changed_in_place(merged, prev_entries)
+    if delayed.kept or fcr:  # entries kept or filtered since: look again
+        changed = _changed_in_place(merged, prev_entries)
     if changed is None and _has_orphans(merged, prev_entries):
         # Some entries have no parent: drop them and their subtrees, top down.
         for dn in sorted(merged, key=len):
